@@ -1,0 +1,1 @@
+"""Perch, the desktop dictation app."""

@@ -1,0 +1,41 @@
+"""`perch bench`: speed and memory of the engine beside onnx-asr on the same model files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the command."""
+    parser = subparsers.add_parser("bench", help="benchmark the engine against onnx-asr", description=__doc__)
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="audio files (default: synthetic clips)")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 60.0], help="synthetic clip lengths")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per clip (median)")
+    parser.add_argument("--no-peer", action="store_true", help="skip onnx-asr")
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, time, print."""
+    from stt.audio import load_audio
+    from stt.bench import format_report, run_bench, synthetic_clip
+    from stt.engine import Recognizer
+    from stt.errors import PerchError
+
+    setup_logging(args.debug)
+    try:
+        recognizer = Recognizer(model_files(args), runtime_options(args))
+        clips = [(p.name, load_audio(p)) for p in args.files] or [
+            (f"synthetic {s:g} s", synthetic_clip(s, seed=i)) for i, s in enumerate(args.seconds)
+        ]
+    except PerchError as exc:
+        error(str(exc))
+        return 1
+    report = run_bench(recognizer, clips, repeat=args.repeat, threads=args.threads, with_peer=not args.no_peer)
+    print(format_report(report))
+    return 0

@@ -1,0 +1,55 @@
+"""Options shared by every command that uses a model, and loading with them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from stt.modelfiles import QUANTIZATIONS, ModelFiles, Quantization
+from stt.runtime import DEVICES, RuntimeOptions
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """`--model`, `--quantization`, `--device`, `--threads`, `--debug`."""
+    from stt.catalog import DEFAULT_MODEL
+
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", default=DEFAULT_MODEL, metavar="NAME|DIR", help=f"catalog name or model directory ({DEFAULT_MODEL})"
+    )
+    group.add_argument("--quantization", choices=QUANTIZATIONS, default="fp32", help="weights to use (fp32)")
+    group.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto: CUDA, else CPU)")
+    group.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (physical cores)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and engine logs")
+
+
+def setup_logging(debug: bool) -> None:
+    """Engine logs to stderr: warnings, or everything under --debug; decode traces when asked."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="perch: %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("perch.decode").setLevel(logging.INFO)
+
+
+def model_files(args: argparse.Namespace) -> ModelFiles:
+    """Resolve `--model` and `--quantization` to files on disk."""
+    from stt.hub import resolve_model_dir
+
+    quantization: Quantization = args.quantization
+    directory = resolve_model_dir(args.model, quantization)
+    fix = f"run `perch models download {args.model} --quantization {quantization} --force`"
+    if Path(args.model).is_dir():
+        fix = f"replace it with a good copy in {directory}"
+    return ModelFiles.locate(directory, quantization, fix)
+
+
+def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+    """Session options from the command line."""
+    return RuntimeOptions(device=args.device, threads=args.threads)
+
+
+def error(message: str) -> None:
+    """One line on stderr."""
+    print(f"perch: error: {message}", file=sys.stderr)

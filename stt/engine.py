@@ -1,0 +1,202 @@
+"""The recogniser: features → encoder → greedy TDT → text, for audio of any length."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from stt import features as feats
+from stt.contract import ModelShape, check_contract
+from stt.decoding import DEFAULT_DURATIONS, DecoderState, greedy_tdt
+from stt.errors import ContractError, ModelFileError
+from stt.instrument import Instrumentation
+from stt.joint import JointRunner
+from stt.longform import segment_stream
+from stt.modelfiles import ModelConfig, ModelFiles
+from stt.results import Timings, Transcript
+from stt.runtime import RuntimeOptions, SessionInfo, create_session
+from stt.text import TokenTrack, join_words, timed_tokens, words_from_tokens
+from stt.vocab import Vocabulary
+
+SAMPLE_RATE = 16000
+MIN_SAMPLES = SAMPLE_RATE // 10
+"""Shorter input (< 0.1 s) gives an empty transcript."""
+SILENCE_PEAK = 10 ** (-70 / 20)
+"""Input whose peak stays under -70 dBFS is silence: nothing is recognised in it."""
+MAX_SEGMENT_SECONDS = {"fp32": 300.0, "int8": 20.0}
+"""Longest pass through the encoder; int8 degrades beyond ~20 s, fp32 is safe well below 400 s."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Where the model runs and how long loading took."""
+
+    device: str
+    providers: tuple[str, ...]
+    notes: tuple[str, ...]
+    load_seconds: float
+    warmup_seconds: float
+
+
+def _open(files: ModelFiles, path_kind: str, options: RuntimeOptions, profile: dict[str, str] | None) -> tuple[
+    ort.InferenceSession, SessionInfo
+]:
+    path = files.encoder if path_kind == "encoder" else files.decoder_joint
+    try:
+        return create_session(path, options, profile)
+    except Exception as exc:  # ONNX Runtime raises its own untyped errors for unreadable graphs.
+        if isinstance(exc, (ModelFileError, MemoryError)):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path} is not a loadable ONNX model ({first[:200]}); {files.fix}") from exc
+
+
+class Recognizer:
+    """A loaded Parakeet-TDT model. Not thread-safe: use one per worker thread."""
+
+    def __init__(
+        self,
+        files: ModelFiles,
+        options: RuntimeOptions | None = None,
+        *,
+        instrumentation: Instrumentation | None = None,
+        warm_up: bool = True,
+    ) -> None:
+        started = time.perf_counter()
+        options = options or RuntimeOptions()
+        self.files = files
+        self.config = ModelConfig.load(files.config)
+        self.vocab = Vocabulary.load(files.vocab)
+        self.instrumentation = instrumentation or Instrumentation.from_env()
+        self.max_segment_seconds = MAX_SEGMENT_SECONDS[files.quantization]
+        frames = int(self.max_segment_seconds * 100) + 1
+        profile = {
+            "trt_profile_min_shapes": f"audio_signal:1x{self.config.features_size}x10,length:1",
+            "trt_profile_opt_shapes": f"audio_signal:1x{self.config.features_size}x2000,length:1",
+            "trt_profile_max_shapes": f"audio_signal:1x{self.config.features_size}x{frames},length:1",
+        }
+        self._encoder, enc_info = _open(files, "encoder", options, profile)
+        self._decoder, dec_info = _open(files, "decoder", options, None)
+        self.shape: ModelShape = check_contract(
+            self._encoder,
+            files.encoder,
+            self._decoder,
+            files.decoder_joint,
+            features_size=self.config.features_size,
+            vocab_size=len(self.vocab),
+            num_durations=len(DEFAULT_DURATIONS),
+        )
+        self.device = enc_info.device
+        self._joint = JointRunner(self._decoder, self.shape, dec_info.device)
+        if self._joint.width != len(self.vocab) + len(DEFAULT_DURATIONS):
+            raise ContractError(
+                f"{files.decoder_joint.name}: output 'outputs' has {self._joint.width} logits, but vocab.txt has "
+                f"{len(self.vocab)} tokens + {len(DEFAULT_DURATIONS)} durations; the vocabulary does not belong "
+                "to this model"
+            )
+        self.frame_seconds = self.config.subsampling_factor * feats.HOP_LENGTH / SAMPLE_RATE
+        loaded = time.perf_counter()
+        if warm_up:
+            noise = np.random.default_rng(0).normal(0.0, 0.05, SAMPLE_RATE).astype(np.float32)
+            self._recognize(noise, 0.0)
+        self.report = LoadReport(
+            device=self.device,
+            providers=enc_info.providers,
+            notes=tuple(dict.fromkeys(n for n in (enc_info.note, dec_info.note) if n)),
+            load_seconds=loaded - started,
+            warmup_seconds=time.perf_counter() - loaded,
+        )
+
+    def transcribe(self, samples: npt.NDArray[np.float32]) -> Transcript:
+        """Recognise 16 kHz mono samples of any length."""
+        return self.transcribe_stream([samples])
+
+    def transcribe_stream(self, blocks: Iterable[npt.NDArray[np.float32]]) -> Transcript:
+        """Recognise 16 kHz mono audio given as consecutive blocks, one encoder pass per segment.
+
+        Audio longer than the model's limit is cut at the quietest point near it; memory stays
+        bounded by the segment size however long the input.
+        """
+        started = time.perf_counter()
+        result = Transcript(text="", duration=0.0, device=self.device)
+        max_samples = int(self.max_segment_seconds * SAMPLE_RATE)
+        total = 0
+        for offset, segment in segment_stream(blocks, max_samples):
+            part = self._recognize(segment, offset / SAMPLE_RATE)
+            result.tokens.extend(part.tokens)
+            result.token_ids.extend(part.token_ids)
+            result.token_starts.extend(part.token_starts)
+            result.token_durations.extend(part.token_durations)
+            result.words.extend(part.words)
+            result.timings.add(part.timings)
+            total = offset + len(segment)
+        result.duration = total / SAMPLE_RATE
+        result.text = join_words(result.words)
+        result.timings.total = (time.perf_counter() - started) * 1000
+        return result
+
+    def _recognize(self, samples: npt.NDArray[np.float32], offset: float) -> Transcript:
+        timings = Timings()
+        duration = len(samples) / SAMPLE_RATE
+        if len(samples) < MIN_SAMPLES or float(np.abs(samples).max(initial=0.0)) < SILENCE_PEAK:
+            return Transcript("", duration, timings=timings, device=self.device)
+        t0 = time.perf_counter()
+        features, length = feats.log_mel(samples, self.config.features_size)
+        self.instrumentation.check("features", features)
+        self.instrumentation.tap(samples, features)
+        t1 = time.perf_counter()
+        encoded, encoded_lengths = self._encoder.run(
+            ["outputs", "encoded_lengths"],
+            {"audio_signal": features[None], "length": np.array([length], dtype=np.int64)},
+        )
+        encoded = np.asarray(encoded)
+        self.instrumentation.check("encoder output", encoded)
+        num_frames = min(int(np.asarray(encoded_lengths)[0]), encoded.shape[2])
+        t2 = time.perf_counter()
+        self._joint.set_frames(encoded[0].T)
+        step = self._joint
+        if self.instrumentation.nan_guard:
+            step = _GuardedStep(self._joint, self.instrumentation)  # type: ignore[assignment]
+        hyp, _ = greedy_tdt(
+            step,
+            num_frames,
+            DecoderState(self._joint.reset_state(), self.vocab.blank_id),
+            blank_id=self.vocab.blank_id,
+            max_symbols=self.config.max_tokens_per_step,
+            trace=self.instrumentation.trace if self.instrumentation.debug_decode else None,
+        )
+        t3 = time.perf_counter()
+        track = TokenTrack(hyp.ids, hyp.frames, hyp.durations, hyp.probabilities)
+        tokens = timed_tokens(self.vocab, track, self.frame_seconds, offset)
+        words = words_from_tokens(self.vocab, tokens)
+        timings.features, timings.encoder, timings.decode = (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
+        timings.total = (time.perf_counter() - t0) * 1000
+        return Transcript(
+            join_words(words),
+            duration,
+            tokens,
+            words,
+            timings,
+            self.device,
+            token_ids=hyp.ids,
+            token_starts=[offset + f * self.frame_seconds for f in hyp.frames],
+            token_durations=[d * self.frame_seconds for d in hyp.durations],
+        )
+
+
+class _GuardedStep:
+    """A joint step that checks its logits for NaN/Inf."""
+
+    def __init__(self, inner: JointRunner, instrumentation: Instrumentation) -> None:
+        self._inner = inner
+        self._instrumentation = instrumentation
+
+    def __call__(self, frame: int, last_token: int, state: int) -> tuple[npt.NDArray[np.float32], int]:
+        logits, next_state = self._inner(frame, last_token, state)
+        self._instrumentation.check("joint logits", logits)
+        return logits, next_state

@@ -1,0 +1,237 @@
+"""ONNX Runtime sessions: device choice, CUDA diagnosis, TensorRT and optimised-graph caches."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import onnxruntime as ort
+
+from stt import paths
+
+Device = Literal["auto", "cpu", "cuda", "tensorrt"]
+DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda", "tensorrt")
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+
+ProviderChain = list[str | tuple[str, dict[str, Any]]]
+
+log = logging.getLogger(__name__)
+
+# ONNX Runtime's own log: errors and worse only; we translate what matters into one line.
+ORT_LOG_ERROR = 3
+ORT_LOG_FATAL = 4
+ort.set_default_logger_severity(ORT_LOG_ERROR)
+
+
+def physical_cores() -> int:
+    """Physical core count (Linux reads sysfs; elsewhere half the logical count, at least 1)."""
+    try:
+        cores = set()
+        for cpu in Path("/sys/devices/system/cpu").glob("cpu[0-9]*"):
+            core_id = (cpu / "topology/core_id").read_text().strip()
+            package = (cpu / "topology/physical_package_id").read_text().strip()
+            cores.add((package, core_id))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How sessions are created."""
+
+    device: Device = "auto"
+    threads: int = 0
+    """Intra-op threads; 0 means the physical core count."""
+    cache_optimized: bool = True
+    """Save the graph-optimised model on first load and load it on later starts."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a session actually runs on."""
+
+    providers: tuple[str, ...]
+    note: str
+    """One line saying why an accelerator that was asked for is not in use ("" when all is well)."""
+
+    @property
+    def device(self) -> str:
+        """'tensorrt', 'cuda' or 'cpu'."""
+        first = self.providers[0] if self.providers else CPU
+        return {TENSORRT: "tensorrt", CUDA: "cuda"}.get(first, "cpu")
+
+
+_preloaded = False
+
+
+def _preload_cuda() -> None:
+    """Load CUDA/cuDNN from the pip `nvidia-*` packages, where onnxruntime offers it."""
+    global _preloaded  # noqa: PLW0603
+    if _preloaded:
+        return
+    _preloaded = True
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        with contextlib.suppress(Exception), _quiet_stderr():
+            preload()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr (ONNX Runtime prints provider load failures there)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with Path(os.devnull).open("w") as null:
+        os.dup2(null.fileno(), fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def cuda_unavailable_reason() -> str:
+    """Why the CUDA provider cannot run here, in one line."""
+    if CUDA not in ort.get_available_providers():
+        return (
+            f"this onnxruntime build ({ort.__version__}) has no CUDA support; "
+            "install onnxruntime-gpu (pip install 'perch-dictation[cuda]')"
+        )
+    library = Path(ort.__file__).parent / "capi" / (
+        "onnxruntime_providers_cuda.dll" if sys.platform == "win32" else "libonnxruntime_providers_cuda.so"
+    )
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as exc:
+        detail = str(exc).split(":")[-2].strip() if ":" in str(exc) else str(exc)
+        return (
+            f"a CUDA library is missing ({detail}); install CUDA 13 and cuDNN 9, "
+            "or pip install 'perch-dictation[cuda]'"
+        )
+    return "no usable NVIDIA GPU was found (check the driver with nvidia-smi)"
+
+
+def _cuda_options() -> dict[str, Any]:
+    # Variable-length audio: EXHAUSTIVE would re-benchmark conv algorithms for every new length.
+    return {"cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": True}
+
+
+def _tensorrt_options(profile: dict[str, str] | None) -> dict[str, Any]:
+    cache = paths.tensorrt_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache),
+        "trt_fp16_enable": False,
+    }
+    if profile:
+        options |= profile
+    return options
+
+
+def provider_chain(device: Device, trt_profile: dict[str, str] | None = None) -> ProviderChain:
+    """Providers to ask for, best first, always ending with the CPU."""
+    if device == "cpu":
+        return [CPU]
+    _preload_cuda()
+    chain: ProviderChain = []
+    if device == "tensorrt":
+        chain.append((TENSORRT, _tensorrt_options(trt_profile)))
+    if device in ("auto", "cuda", "tensorrt"):
+        chain.append((CUDA, _cuda_options()))
+    chain.append(CPU)
+    return chain
+
+
+def _optimized_path(model: Path, providers: Sequence[str]) -> Path:
+    stat = model.stat()
+    key = f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{','.join(providers)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return paths.optimized_models_dir() / f"{model.stem}-{digest}" / "model.onnx"
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = ORT_LOG_ERROR
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def _build(model: Path, options: ort.SessionOptions, chain: ProviderChain) -> ort.InferenceSession:
+    wants_gpu = any((p if isinstance(p, str) else p[0]) != CPU for p in chain)
+    quiet = _quiet_stderr() if wants_gpu else contextlib.nullcontext()
+    with quiet:
+        return ort.InferenceSession(str(model), sess_options=options, providers=chain)
+
+
+def _save_optimized(model: Path, target: Path, threads: int, chain: ProviderChain) -> None:
+    """Write the graph-optimised model next to a temporary name, then move it into place."""
+    staging = target.parent.with_name(target.parent.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        options = _session_options(threads)
+        # Extended, not all: layout transforms of the last level are specific to this CPU.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(staging / target.name)
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", target.name + ".data"
+        )
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        _build(model, options, chain)
+        shutil.rmtree(target.parent, ignore_errors=True)
+        staging.rename(target.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def create_session(
+    model: Path,
+    options: RuntimeOptions,
+    trt_profile: dict[str, str] | None = None,
+) -> tuple[ort.InferenceSession, SessionInfo]:
+    """Create a session on the best device allowed, and say why when the asked-for one is not used."""
+    chain = provider_chain(options.device, trt_profile)
+    names = [p if isinstance(p, str) else p[0] for p in chain]
+    source = model
+    if options.cache_optimized and options.device != "tensorrt":
+        target = _optimized_path(model, names)
+        if not target.is_file():
+            try:
+                _save_optimized(model, target, options.threads, chain)
+            except (OSError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:  # type: ignore[attr-defined]
+                log.warning("could not cache the optimised %s: %s", model.name, exc)
+        if target.is_file():
+            source = target
+    session = _build(source, _session_options(options.threads), chain)
+    used = tuple(session.get_providers())
+    note = ""
+    if options.device != "cpu" and CUDA not in used:
+        note = f"{model.name} runs on the CPU: {cuda_unavailable_reason()}"
+    elif options.device == "tensorrt" and TENSORRT not in used:
+        note = f"{model.name} runs on CUDA without TensorRT (TensorRT libraries not found)"
+    return session, SessionInfo(used, note)
