@@ -13,7 +13,7 @@ import onnxruntime as ort
 from stt import features as feats
 from stt.contract import ModelShape, check_contract
 from stt.decoding import DEFAULT_DURATIONS, DecoderState, greedy_tdt
-from stt.errors import ContractError, ModelFileError
+from stt.errors import AudioError, ContractError, ModelFileError
 from stt.instrument import Instrumentation
 from stt.joint import JointRunner
 from stt.longform import segment_stream
@@ -43,9 +43,9 @@ class LoadReport:
     warmup_seconds: float
 
 
-def _open(files: ModelFiles, path_kind: str, options: RuntimeOptions, profile: dict[str, str] | None) -> tuple[
-    ort.InferenceSession, SessionInfo
-]:
+def _open(
+    files: ModelFiles, path_kind: str, options: RuntimeOptions, profile: dict[str, str] | None
+) -> tuple[ort.InferenceSession, SessionInfo]:
     path = files.encoder if path_kind == "encoder" else files.decoder_joint
     try:
         return create_session(path, options, profile)
@@ -143,6 +143,8 @@ class Recognizer:
     def _recognize(self, samples: npt.NDArray[np.float32], offset: float) -> Transcript:
         timings = Timings()
         duration = len(samples) / SAMPLE_RATE
+        if not np.isfinite(samples).all():
+            raise AudioError("the audio contains NaN or infinite samples; it cannot be transcribed")
         if len(samples) < MIN_SAMPLES or float(np.abs(samples).max(initial=0.0)) < SILENCE_PEAK:
             return Transcript("", duration, timings=timings, device=self.device)
         t0 = time.perf_counter()

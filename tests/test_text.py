@@ -1,0 +1,91 @@
+"""Vocabulary loading, detokenisation, timestamps and words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stt.errors import ModelFileError
+from stt.text import TokenTrack, join_words, timed_tokens, words_from_tokens
+from stt.vocab import Vocabulary
+
+PIECES = [
+    "<unk>", "<|nospeech|>", "<pad>", "▁He", "▁said", "▁\"", "hi", "\"", ".", ",", "?",
+    "▁caf", "<0xC3>", "<0xA9>", "▁ok", "▁", "5", "<blk>",
+]
+
+
+@pytest.fixture
+def vocab(tmp_path: Path) -> Vocabulary:
+    path = tmp_path / "vocab.txt"
+    path.write_text("".join(f"{p} {i}\n" for i, p in enumerate(PIECES)), encoding="utf-8")
+    return Vocabulary.load(path)
+
+
+def ids(*pieces: str) -> list[int]:
+    return [PIECES.index(p) for p in pieces]
+
+
+def render(vocab: Vocabulary, pieces: list[str], frames: list[int] | None = None) -> tuple[str, list]:
+    token_ids = ids(*pieces)
+    frames = frames or list(range(len(token_ids)))
+    track = TokenTrack(token_ids, frames, [1] * len(token_ids), [0.5] * len(token_ids))
+    tokens = timed_tokens(vocab, track, 0.08)
+    words = words_from_tokens(vocab, tokens)
+    return join_words(words), words
+
+
+def test_blank_is_last_and_specials_hidden(vocab: Vocabulary) -> None:
+    assert vocab.blank_id == len(PIECES) - 1
+    assert vocab.is_hidden(0) and vocab.is_hidden(1) and vocab.is_hidden(2)
+    assert not vocab.is_hidden(3)
+
+
+def test_quotes_keep_their_space_and_punctuation_attaches(vocab: Vocabulary) -> None:
+    text, _ = render(vocab, ["▁He", "▁said", "▁\"", "hi", "\"", "."])
+    assert text == 'He said "hi".'
+
+
+def test_no_space_before_comma_or_question_mark(vocab: Vocabulary) -> None:
+    text, _ = render(vocab, ["▁ok", ",", "▁ok", "?"])
+    assert text == "ok, ok?"
+
+
+def test_byte_fallback_decodes_utf8(vocab: Vocabulary) -> None:
+    text, words = render(vocab, ["▁caf", "<0xC3>", "<0xA9>", "▁ok"])
+    assert text == "café ok"
+    assert [w.text for w in words] == ["café", "ok"]
+
+
+def test_special_tokens_never_reach_text(vocab: Vocabulary) -> None:
+    text, _ = render(vocab, ["<|nospeech|>", "▁ok", "<pad>", "<unk>", "▁ok"])
+    assert text == "ok ok"
+
+
+def test_lone_word_mark_starts_a_word(vocab: Vocabulary) -> None:
+    text, _ = render(vocab, ["▁ok", "▁", "5"])
+    assert text == "ok 5"
+
+
+def test_timestamps_and_punctuation_snap(vocab: Vocabulary) -> None:
+    track = TokenTrack(ids("▁He", "▁said", "."), [2, 5, 9], [3, 2, 1], [0.9, 0.6, 0.3])
+    tokens = timed_tokens(vocab, track, 0.08, offset=10.0)
+    assert tokens[0].start == pytest.approx(10.16) and tokens[0].end == pytest.approx(10.40)
+    assert tokens[1].start == pytest.approx(10.40) and tokens[1].end == pytest.approx(10.56)
+    # The full stop was predicted late (frame 9) but belongs at the end of "said".
+    assert tokens[2].start == pytest.approx(tokens[1].end) and tokens[2].duration == 0
+    words = words_from_tokens(vocab, tokens)
+    assert [(w.text, round(w.start, 2), round(w.end, 2)) for w in words] == [("He", 10.16, 10.4), ("said.", 10.4, 10.56)]
+    assert words[1].confidence == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "a 0\nb 2\n<blk> 3\n", "a 0\n<blk> 1\nb 2\n", "a zero\n", "just-one-field\n"],
+)
+def test_malformed_vocab_names_the_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "vocab.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ModelFileError, match="vocab.txt"):
+        Vocabulary.load(path)
