@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import io
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -77,6 +79,7 @@ class SessionInfo:
 
 
 _preloaded = False
+_LIBRARY_NAME = re.compile(r"[\w.+-]+\.(?:so(?:\.[\d.]+)?|dll|dylib)")
 
 
 def _preload_cuda() -> None:
@@ -87,7 +90,8 @@ def _preload_cuda() -> None:
     _preloaded = True
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
-        with contextlib.suppress(Exception), _quiet_stderr():
+        # It prints each library it cannot find; the one line that matters comes from cuda_unavailable_reason.
+        with contextlib.suppress(Exception), _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
             preload()
 
 
@@ -117,13 +121,16 @@ def cuda_unavailable_reason() -> str:
             f"this onnxruntime build ({ort.__version__}) has no CUDA support; "
             "install onnxruntime-gpu (pip install 'perch-dictation[cuda]')"
         )
-    library = Path(ort.__file__).parent / "capi" / (
-        "onnxruntime_providers_cuda.dll" if sys.platform == "win32" else "libonnxruntime_providers_cuda.so"
+    library = (
+        Path(ort.__file__).parent
+        / "capi"
+        / ("onnxruntime_providers_cuda.dll" if sys.platform == "win32" else "libonnxruntime_providers_cuda.so")
     )
     try:
         ctypes.CDLL(str(library))
     except OSError as exc:
-        detail = str(exc).split(":")[-2].strip() if ":" in str(exc) else str(exc)
+        missing = [name for name in _LIBRARY_NAME.findall(str(exc)) if "onnxruntime" not in name]
+        detail = missing[0] if missing else str(exc)
         return (
             f"a CUDA library is missing ({detail}); install CUDA 13 and cuDNN 9, "
             "or pip install 'perch-dictation[cuda]'"
@@ -231,7 +238,7 @@ def create_session(
     used = tuple(session.get_providers())
     note = ""
     if options.device != "cpu" and CUDA not in used:
-        note = f"{model.name} runs on the CPU: {cuda_unavailable_reason()}"
+        note = f"running on the CPU: {cuda_unavailable_reason()}"
     elif options.device == "tensorrt" and TENSORRT not in used:
-        note = f"{model.name} runs on CUDA without TensorRT (TensorRT libraries not found)"
+        note = "running on CUDA without TensorRT: the TensorRT libraries were not found"
     return session, SessionInfo(used, note)
