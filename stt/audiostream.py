@@ -15,11 +15,15 @@ from stt.errors import AudioError
 BLOCK_SECONDS = 30
 
 
-def stream_audio(path: str | os.PathLike[str], block_seconds: float = BLOCK_SECONDS) -> Iterator[npt.NDArray[np.float32]]:
+def stream_audio(
+    path: str | os.PathLike[str], block_seconds: float = BLOCK_SECONDS
+) -> Iterator[npt.NDArray[np.float32]]:
     """Yield consecutive mono 16 kHz float32 blocks of the file; the file is opened on the first `next`."""
     with open_audio(path) as file:
         rate = int(file.samplerate)
-        resampler = soxr.ResampleStream(rate, TARGET_RATE, 1, dtype="float32", quality="HQ") if rate != TARGET_RATE else None
+        resampler = (
+            soxr.ResampleStream(rate, TARGET_RATE, 1, dtype="float32", quality="HQ") if rate != TARGET_RATE else None
+        )
         frames = max(1, int(block_seconds * rate))
         while True:
             block = file.read(frames, dtype="float32", always_2d=True)

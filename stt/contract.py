@@ -98,13 +98,21 @@ def check_contract(
     dec_in = _check(decoder_path, "input", decoder.get_inputs(), DECODER_INPUTS)
     dec_out = _check(decoder_path, "output", decoder.get_outputs(), DECODER_OUTPUTS)
 
-    _pin(encoder_path, "input 'audio_signal' axis 1 (features_size in config.json)",
-         enc_in["audio_signal"].shape[1], features_size)
+    _pin(
+        encoder_path,
+        "input 'audio_signal' axis 1 (features_size in config.json)",
+        enc_in["audio_signal"].shape[1],
+        features_size,
+    )
     channels = _fixed(enc_out["outputs"].shape[1]) or _fixed(dec_in["encoder_outputs"].shape[1])
     if channels is None:
         raise ContractError(f"{encoder_path.name}: output 'outputs' axis 1 (channels) must have a fixed size")
-    _pin(decoder_path, f"input 'encoder_outputs' axis 1 (= {encoder_path.name} output channels)",
-         dec_in["encoder_outputs"].shape[1], channels)
+    _pin(
+        decoder_path,
+        f"input 'encoder_outputs' axis 1 (= {encoder_path.name} output channels)",
+        dec_in["encoder_outputs"].shape[1],
+        channels,
+    )
     _pin(decoder_path, "input 'encoder_outputs' axis 2", dec_in["encoder_outputs"].shape[2], 1)
 
     states = dec_in["input_states_1"].shape

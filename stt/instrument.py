@@ -54,9 +54,7 @@ class Instrumentation:
 
     def trace(self, step: StepTrace) -> None:
         """Log one decode step."""
-        decode_log.info(
-            "frame=%d token=%d duration=%d p=%.4f", step.frame, step.token, step.duration, step.probability
-        )
+        decode_log.info("frame=%d token=%d duration=%d p=%.4f", step.frame, step.token, step.duration, step.probability)
 
 
 _counter = itertools.count()

@@ -74,9 +74,7 @@ class ModelFiles:
         paths = [directory / name for name in (encoder_name, decoder_name, "vocab.txt", "config.json")]
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
-            raise ModelNotFoundError(
-                f"{directory} lacks {', '.join(missing)} for the {quantization} model; {fix}"
-            )
+            raise ModelNotFoundError(f"{directory} lacks {', '.join(missing)} for the {quantization} model; {fix}")
         for path in paths:
             if path.stat().st_size == 0:
                 raise ModelFileError(f"{path} is empty; {fix}")

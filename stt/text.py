@@ -30,9 +30,7 @@ def _is_punctuation(text: str) -> bool:
     return bool(stripped) and all(unicodedata.category(ch).startswith("P") for ch in stripped)
 
 
-def timed_tokens(
-    vocab: Vocabulary, track: TokenTrack, frame_seconds: float, offset: float = 0.0
-) -> list[Token]:
+def timed_tokens(vocab: Vocabulary, track: TokenTrack, frame_seconds: float, offset: float = 0.0) -> list[Token]:
     """Visible tokens with times in seconds; punctuation snaps to the previous token's end."""
     tokens: list[Token] = []
     for token_id, frame, duration, prob in zip(
