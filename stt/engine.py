@@ -141,16 +141,27 @@ class Recognizer:
         return result
 
     def _recognize(self, samples: npt.NDArray[np.float32], offset: float) -> Transcript:
-        timings = Timings()
         duration = len(samples) / SAMPLE_RATE
         if not np.isfinite(samples).all():
             raise AudioError("the audio contains NaN or infinite samples; it cannot be transcribed")
         if len(samples) < MIN_SAMPLES or float(np.abs(samples).max(initial=0.0)) < SILENCE_PEAK:
-            return Transcript("", duration, timings=timings, device=self.device)
+            return Transcript("", duration, device=self.device)
         t0 = time.perf_counter()
         features, length = feats.log_mel(samples, self.config.features_size)
         self.instrumentation.check("features", features)
         self.instrumentation.tap(samples, features)
+        t1 = time.perf_counter()
+        result = self.recognize_features(features, length, offset)
+        result.duration = duration
+        result.timings.features = (t1 - t0) * 1000
+        result.timings.total = (time.perf_counter() - t0) * 1000
+        return result
+
+    def recognize_features(
+        self, features: npt.NDArray[np.float32], length: int, offset: float = 0.0
+    ) -> Transcript:
+        """Encode and decode log-mel features [features_size, T] with `length` valid frames."""
+        timings = Timings()
         t1 = time.perf_counter()
         encoded, encoded_lengths = self._encoder.run(
             ["outputs", "encoded_lengths"],
@@ -176,11 +187,11 @@ class Recognizer:
         track = TokenTrack(hyp.ids, hyp.frames, hyp.durations, hyp.probabilities)
         tokens = timed_tokens(self.vocab, track, self.frame_seconds, offset)
         words = words_from_tokens(self.vocab, tokens)
-        timings.features, timings.encoder, timings.decode = (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
-        timings.total = (time.perf_counter() - t0) * 1000
+        timings.encoder, timings.decode = (t2 - t1) * 1000, (t3 - t2) * 1000
+        timings.total = (time.perf_counter() - t1) * 1000
         return Transcript(
             join_words(words),
-            duration,
+            num_frames * self.frame_seconds,
             tokens,
             words,
             timings,

@@ -30,10 +30,11 @@ class JointRunner:
         self._targets = np.zeros((1, 1), dtype=np.int32)
         self._target_length = np.ones((1,), dtype=np.int32)
         self._prednet_lengths = np.zeros((1,), dtype=np.int32)
-        state_shape = (shape.state_layers, 1, shape.state_hidden)
-        zeros = np.zeros(state_shape, dtype=np.float32)
+        self._state_shape = [shape.state_layers, 1, shape.state_hidden]
+        # Each buffer is allocated by ONNX Runtime: wrapping one numpy array would make them share memory.
         self._states = [
-            tuple(ort.OrtValue.ortvalue_from_numpy(zeros, self._device, 0) for _ in range(2)) for _ in range(2)
+            tuple(ort.OrtValue.ortvalue_from_shape_and_type(self._state_shape, np.float32, self._device, 0) for _ in "hc")
+            for _ in range(2)
         ]
         self._bindings = [self._make_binding(src, dst) for src, dst in ((0, 1), (1, 0))]
         self._frames: ort.OrtValue | None = None
@@ -83,8 +84,9 @@ class JointRunner:
 
     def reset_state(self) -> int:
         """Zero the state pair 0 and return its index, the start state of a new utterance."""
+        zeros = np.zeros(self._state_shape, dtype=np.float32)
         for value in self._states[0]:
-            value.update_inplace(np.zeros(value.shape(), dtype=np.float32))
+            value.update_inplace(zeros)
         return 0
 
     def __call__(self, frame: int, last_token: int, state: int) -> tuple[npt.NDArray[np.float32], int]:
