@@ -25,7 +25,12 @@ def to_json(path: Path, transcript: Transcript) -> str:
             "token_starts_s": [round(t, 4) for t in transcript.token_starts],
             "token_durations_s": [round(t, 4) for t in transcript.token_durations],
             "words": [
-                {"word": w.text, "start_s": round(w.start, 4), "end_s": round(w.end, 4), "confidence": round(w.confidence, 4)}
+                {
+                    "word": w.text,
+                    "start_s": round(w.start, 4),
+                    "end_s": round(w.end, 4),
+                    "confidence": round(w.confidence, 4),
+                }
                 for w in transcript.words
             ],
             "timings_ms": {

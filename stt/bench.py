@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -130,7 +131,7 @@ def run_bench(
         peer_ms, same = None, None
         if peer is not None:
             peer.recognize(samples, sample_rate=SAMPLE_RATE)
-            peer_ms, peer_result = _median_ms(lambda s=samples: peer.recognize(s, sample_rate=SAMPLE_RATE), repeat)
+            peer_ms, peer_result = _median_ms(partial(peer.recognize, samples, sample_rate=SAMPLE_RATE), repeat)
             # Interleave a second round of ours so both ran under the same machine load.
             for _ in range(repeat):
                 ours[name].append(recognizer.transcribe(samples).timings)

@@ -157,9 +157,7 @@ class Recognizer:
         result.timings.total = (time.perf_counter() - t0) * 1000
         return result
 
-    def recognize_features(
-        self, features: npt.NDArray[np.float32], length: int, offset: float = 0.0
-    ) -> Transcript:
+    def recognize_features(self, features: npt.NDArray[np.float32], length: int, offset: float = 0.0) -> Transcript:
         """Encode and decode log-mel features [features_size, T] with `length` valid frames."""
         timings = Timings()
         t1 = time.perf_counter()

@@ -33,7 +33,9 @@ class JointRunner:
         self._state_shape = [shape.state_layers, 1, shape.state_hidden]
         # Each buffer is allocated by ONNX Runtime: wrapping one numpy array would make them share memory.
         self._states = [
-            tuple(ort.OrtValue.ortvalue_from_shape_and_type(self._state_shape, np.float32, self._device, 0) for _ in "hc")
+            tuple(
+                ort.OrtValue.ortvalue_from_shape_and_type(self._state_shape, np.float32, self._device, 0) for _ in "hc"
+            )
             for _ in range(2)
         ]
         self._bindings = [self._make_binding(src, dst) for src, dst in ((0, 1), (1, 0))]

@@ -78,4 +78,5 @@ class ModelFiles:
         for path in paths:
             if path.stat().st_size == 0:
                 raise ModelFileError(f"{path} is empty; {fix}")
-        return cls(directory, quantization, *paths, fix=fix)
+        encoder, decoder, vocab, config = paths
+        return cls(directory, quantization, encoder, decoder, vocab, config, fix)

@@ -132,8 +132,7 @@ def cuda_unavailable_reason() -> str:
         missing = [name for name in _LIBRARY_NAME.findall(str(exc)) if "onnxruntime" not in name]
         detail = missing[0] if missing else str(exc)
         return (
-            f"a CUDA library is missing ({detail}); install CUDA 13 and cuDNN 9, "
-            "or pip install 'perch-dictation[cuda]'"
+            f"a CUDA library is missing ({detail}); install CUDA 13 and cuDNN 9, or pip install 'perch-dictation[cuda]'"
         )
     return "no usable NVIDIA GPU was found (check the driver with nvidia-smi)"
 
@@ -230,7 +229,7 @@ def create_session(
         if not target.is_file():
             try:
                 _save_optimized(model, target, options.threads, chain)
-            except (OSError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:  # type: ignore[attr-defined]
+            except (OSError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
                 log.warning("could not cache the optimised %s: %s", model.name, exc)
         if target.is_file():
             source = target

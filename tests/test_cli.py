@@ -24,6 +24,7 @@ def perch(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         text=True,
         env={**os.environ, **(env or {})},
         timeout=300,
+        check=False,
     )
 
 
@@ -58,13 +59,23 @@ def test_text_for_every_container(words_model: Path, clips: dict[str, Path]) -> 
 
 
 def test_json_lines(words_model: Path, clips: dict[str, Path]) -> None:
-    done = perch("transcribe", str(clips["flac"]), "--model", str(words_model), "--format", "json", "--quantization", "int8")
+    done = perch(
+        "transcribe", str(clips["flac"]), "--model", str(words_model), "--format", "json", "--quantization", "int8"
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
     assert set(record) == {
-        "file", "text", "duration_s", "device", "tokens", "token_starts_s", "token_durations_s", "words", "timings_ms"
+        "file",
+        "text",
+        "duration_s",
+        "device",
+        "tokens",
+        "token_starts_s",
+        "token_durations_s",
+        "words",
+        "timings_ms",
     }
     assert record["file"] == str(clips["flac"])
     assert record["text"] == "seven three five"
@@ -91,7 +102,16 @@ def test_subtitles(words_model: Path, clips: dict[str, Path], fmt: str) -> None:
 def test_a_bad_file_does_not_stop_the_others(words_model: Path, clips: dict[str, Path], tmp_path: Path) -> None:
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
-    done = perch("transcribe", str(tmp_path / "missing.wav"), str(empty), str(clips["wav"]), "--model", str(words_model), "--device", "cpu")
+    done = perch(
+        "transcribe",
+        str(tmp_path / "missing.wav"),
+        str(empty),
+        str(clips["wav"]),
+        "--model",
+        str(words_model),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 1
     assert done.stdout.splitlines() == ["hello world"]
     errors = done.stderr.splitlines()
@@ -160,5 +180,3 @@ def test_help_lists_the_commands() -> None:
     assert done.returncode == 0
     for command in ("transcribe", "models", "bench"):
         assert command in done.stdout
-
-

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stt.decoding import DecoderState, StepTrace, greedy_tdt
+from stt.decoding import DecoderState, Hypothesis, StepTrace, greedy_tdt
 
 BLANK = 4  # tokens 0..3, blank 4, then durations 0..4
 WIDTH = BLANK + 1 + 5
@@ -28,14 +28,22 @@ class ScriptedJoint:
     script: list[tuple[int, int]]
     calls: list[tuple[int, int, tuple[int, ...]]] = field(default_factory=list)
 
-    def __call__(self, frame: int, last_token: int, state: tuple[int, ...]) -> tuple[npt.NDArray[np.float32], tuple[int, ...]]:
+    def __call__(
+        self, frame: int, last_token: int, state: tuple[int, ...]
+    ) -> tuple[npt.NDArray[np.float32], tuple[int, ...]]:
         self.calls.append((frame, last_token, state))
         token, duration = self.script[len(self.calls) - 1] if len(self.calls) <= len(self.script) else (BLANK, 1)
         return logits(token, duration), (*state, last_token)
 
 
-def decode(joint: ScriptedJoint, frames: int, start: DecoderState[tuple[int, ...]] | None = None) -> tuple:
-    return greedy_tdt(joint, frames, start or DecoderState((), BLANK), blank_id=BLANK)
+State = tuple[int, ...]
+
+
+def decode(
+    joint: ScriptedJoint, frames: int, start: DecoderState[State] | None = None
+) -> tuple[Hypothesis, DecoderState[State]]:
+    initial: DecoderState[State] = start or DecoderState((), BLANK)
+    return greedy_tdt(joint, frames, initial, blank_id=BLANK)
 
 
 def test_starts_from_blank_and_initial_state() -> None:
@@ -56,7 +64,7 @@ def test_state_and_last_token_change_only_on_tokens() -> None:
 
 def test_time_advances_by_duration() -> None:
     joint = ScriptedJoint([(1, 3), (2, 2), (BLANK, 4)])
-    hyp, end = decode(joint, 12)
+    hyp, _ = decode(joint, 12)
     assert [c[0] for c in joint.calls[:3]] == [0, 3, 5]
     assert hyp.frames == [0, 3] and hyp.durations == [3, 2]
     assert joint.calls[3][0] == 9
@@ -107,10 +115,11 @@ def test_argmax_over_separate_slices_and_softmax_probability() -> None:
     row = np.array([0.0, 2.0, 1.0, 0.5, 1.9, 9.0, 0.0, 0.0, 0.0, 3.0], dtype=np.float32)
     calls = iter([row])
 
-    def step(frame: int, last: int, state: int) -> tuple[npt.NDArray[np.float32], int]:
+    def step(frame: int, last_token: int, state: int) -> tuple[npt.NDArray[np.float32], int]:
         return next(calls, logits(BLANK, 4)), state
 
-    hyp, _ = greedy_tdt(step, 1, DecoderState(0, BLANK), blank_id=BLANK)
+    start: DecoderState[int] = DecoderState(0, BLANK)
+    hyp, _ = greedy_tdt(step, 1, start, blank_id=BLANK)
     token_logits = row[: BLANK + 1].astype(np.float64)
     expected = np.exp(token_logits[1]) / np.exp(token_logits).sum()
     assert hyp.ids == [1]
@@ -121,5 +130,6 @@ def test_argmax_over_separate_slices_and_softmax_probability() -> None:
 def test_trace_sees_every_step() -> None:
     joint = ScriptedJoint([(1, 0), (BLANK, 2)])
     seen: list[StepTrace] = []
-    greedy_tdt(joint, 2, DecoderState((), BLANK), blank_id=BLANK, trace=seen.append)
+    start: DecoderState[State] = DecoderState((), BLANK)
+    greedy_tdt(joint, 2, start, blank_id=BLANK, trace=seen.append)
     assert [(s.frame, s.token, s.duration) for s in seen] == [(0, 1, 0), (0, BLANK, 2)]

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from stt.engine import Recognizer
 from stt.errors import AudioError, NumericError
 from stt.features import log_mel
 from stt.instrument import Instrumentation
-from stt.engine import Recognizer
 from stt.modelfiles import ModelFiles
 from stt.runtime import RuntimeOptions
 
@@ -106,7 +106,9 @@ def test_audio_tap_and_decode_log(
 ) -> None:
     instrumentation = Instrumentation(tap_dir=tmp_path / "tap", nan_guard=True, debug_decode=True)
     recognizer = Recognizer(
-        ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu"), instrumentation=instrumentation,
+        ModelFiles.locate(words_model, "fp32"),
+        RuntimeOptions(device="cpu"),
+        instrumentation=instrumentation,
         warm_up=False,
     )
     audio = speak("stop")

@@ -7,12 +7,29 @@ from pathlib import Path
 import pytest
 
 from stt.errors import ModelFileError
+from stt.results import Word
 from stt.text import TokenTrack, join_words, timed_tokens, words_from_tokens
 from stt.vocab import Vocabulary
 
 PIECES = [
-    "<unk>", "<|nospeech|>", "<pad>", "▁He", "▁said", "▁\"", "hi", "\"", ".", ",", "?",
-    "▁caf", "<0xC3>", "<0xA9>", "▁ok", "▁", "5", "<blk>",
+    "<unk>",
+    "<|nospeech|>",
+    "<pad>",
+    "▁He",
+    "▁said",
+    '▁"',
+    "hi",
+    '"',
+    ".",
+    ",",
+    "?",
+    "▁caf",
+    "<0xC3>",
+    "<0xA9>",
+    "▁ok",
+    "▁",
+    "5",
+    "<blk>",
 ]
 
 
@@ -27,7 +44,7 @@ def ids(*pieces: str) -> list[int]:
     return [PIECES.index(p) for p in pieces]
 
 
-def render(vocab: Vocabulary, pieces: list[str], frames: list[int] | None = None) -> tuple[str, list]:
+def render(vocab: Vocabulary, pieces: list[str], frames: list[int] | None = None) -> tuple[str, list[Word]]:
     token_ids = ids(*pieces)
     frames = frames or list(range(len(token_ids)))
     track = TokenTrack(token_ids, frames, [1] * len(token_ids), [0.5] * len(token_ids))
@@ -43,7 +60,7 @@ def test_blank_is_last_and_specials_hidden(vocab: Vocabulary) -> None:
 
 
 def test_quotes_keep_their_space_and_punctuation_attaches(vocab: Vocabulary) -> None:
-    text, _ = render(vocab, ["▁He", "▁said", "▁\"", "hi", "\"", "."])
+    text, _ = render(vocab, ["▁He", "▁said", '▁"', "hi", '"', "."])
     assert text == 'He said "hi".'
 
 
@@ -76,7 +93,10 @@ def test_timestamps_and_punctuation_snap(vocab: Vocabulary) -> None:
     # The full stop was predicted late (frame 9) but belongs at the end of "said".
     assert tokens[2].start == pytest.approx(tokens[1].end) and tokens[2].duration == 0
     words = words_from_tokens(vocab, tokens)
-    assert [(w.text, round(w.start, 2), round(w.end, 2)) for w in words] == [("He", 10.16, 10.4), ("said.", 10.4, 10.56)]
+    assert [(w.text, round(w.start, 2), round(w.end, 2)) for w in words] == [
+        ("He", 10.16, 10.4),
+        ("said.", 10.4, 10.56),
+    ]
     assert words[1].confidence == pytest.approx(0.45)
 
 
@@ -87,5 +107,5 @@ def test_timestamps_and_punctuation_snap(vocab: Vocabulary) -> None:
 def test_malformed_vocab_names_the_file(tmp_path: Path, content: str) -> None:
     path = tmp_path / "vocab.txt"
     path.write_text(content, encoding="utf-8")
-    with pytest.raises(ModelFileError, match="vocab.txt"):
+    with pytest.raises(ModelFileError, match=r"vocab\.txt"):
         Vocabulary.load(path)
