@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from stt.errors import ModelNotFoundError
 from stt.modelfiles import QUANTIZATIONS, Quantization
 
-__all__ = ["CATALOG", "DEFAULT_MODEL", "QUANTIZATIONS", "ModelFile", "ModelSpec", "Quantization", "get_spec", "variant_size"]
+__all__ = [
+    "CATALOG",
+    "DEFAULT_MODEL",
+    "QUANTIZATIONS",
+    "ModelFile",
+    "ModelSpec",
+    "Quantization",
+    "get_spec",
+    "variant_size",
+]
 
 
 @dataclass(frozen=True)
