@@ -15,7 +15,7 @@ from stt.contract import ModelShape, check_contract
 from stt.decoding import DEFAULT_DURATIONS, DecoderState, greedy_tdt
 from stt.errors import AudioError, ContractError, ModelFileError
 from stt.instrument import Instrumentation
-from stt.joint import JointRunner
+from stt.joint import WINDOW, JointRunner
 from stt.longform import segment_stream
 from stt.modelfiles import ModelConfig, ModelFiles
 from stt.results import Timings, Transcript
@@ -92,7 +92,9 @@ class Recognizer:
             num_durations=len(DEFAULT_DURATIONS),
         )
         self.device = enc_info.device
-        self._joint = JointRunner(self._decoder, self.shape, dec_info.device)
+        # int8 graphs quantise activations over the whole call, so a window would change each frame's logits.
+        window = 1 if files.quantization == "int8" else WINDOW
+        self._joint = JointRunner(self._decoder, self.shape, dec_info.device, window)
         if self._joint.width != len(self.vocab) + len(DEFAULT_DURATIONS):
             raise ContractError(
                 f"{files.decoder_joint.name}: output 'outputs' has {self._joint.width} logits, but vocab.txt has "
@@ -169,7 +171,7 @@ class Recognizer:
         self.instrumentation.check("encoder output", encoded)
         num_frames = min(int(np.asarray(encoded_lengths)[0]), encoded.shape[2])
         t2 = time.perf_counter()
-        self._joint.set_frames(encoded[0].T)
+        self._joint.set_frames(encoded[0])
         step = self._joint
         if self.instrumentation.nan_guard:
             step = _GuardedStep(self._joint, self.instrumentation)  # type: ignore[assignment]
