@@ -184,6 +184,8 @@ def _session_options(threads: int) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     options.log_severity_level = ORT_LOG_ERROR
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning worker threads would keep the cores busy between runs, slowing features and the decode loop.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
