@@ -138,3 +138,19 @@ def test_load_report(recognizer: Recognizer) -> None:
     assert report.device == "cpu" and report.providers == ("CPUExecutionProvider",)
     assert report.notes == ()
     assert report.load_seconds > 0 and report.warmup_seconds > 0
+
+
+def test_optimised_graph_is_cached_and_reused(
+    words_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    files = ModelFiles.locate(words_model, "fp32")
+    first = Recognizer(files, RuntimeOptions(device="cpu"), warm_up=False)
+    cached = sorted((tmp_path / "perch" / "optimized").glob("*/model.onnx"))
+    assert len(cached) == 2  # encoder and decoder+joint
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    second = Recognizer(files, RuntimeOptions(device="cpu"), warm_up=False)
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    audio = np.random.default_rng(3).normal(0, 0.1, 32000).astype(np.float32)
+    assert first.transcribe(audio).token_ids == second.transcribe(audio).token_ids
+    assert not list((tmp_path / "perch" / "optimized").glob("*.tmp*"))
