@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -20,29 +19,47 @@ from huggingface_hub import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.file_download import http_get
 
-from stt.catalog import CATALOG, QUANTIZATIONS, ModelFile, ModelSpec, Quantization, get_spec, variant_size
-from stt.errors import DownloadError, ModelFileError, ModelNotFoundError
+from stt.catalog import ModelFile, ModelSpec, Quantization, get_spec
+from stt.errors import DownloadError, ModelFileError
+from stt.modelstore import (
+    ModelStatus,
+    file_list,
+    is_downloaded,
+    list_models,
+    marker_path,
+    marker_problems,
+    model_dir,
+    placed_problems,
+    read_marker,
+    record,
+    remove,
+    resolve_model_dir,
+    save_marker,
+    sha256_of,
+    verify,
+)
 from stt.paths import models_dir
+
+__all__ = [
+    "ModelStatus",
+    "ProgressCallback",
+    "download",
+    "is_downloaded",
+    "list_models",
+    "marker_path",
+    "model_dir",
+    "remove",
+    "resolve_model_dir",
+    "verify",
+]
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (bytes done, bytes total) over all files of the variant being downloaded."""
 
 _PARTIAL_DIR = ".partial"
 _LOCK_DIR = ".locks"
-_HASH_BLOCK = 8 * 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = {"1", "ON", "YES", "TRUE"}
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    """One catalog model in one quantization, and whether it is on disk."""
-
-    name: str
-    quantization: Quantization
-    approx_size: int
-    downloaded: bool
-    path: Path
 
 
 @dataclass(frozen=True)
@@ -56,91 +73,6 @@ class _Remote:
     sha256: str | None
 
 
-def model_dir(name: str) -> Path:
-    """The folder that holds the files of catalog model `name`."""
-    return models_dir() / name
-
-
-def marker_path(name: str, quantization: Quantization) -> Path:
-    """The file whose presence says that a variant was downloaded completely."""
-    return model_dir(name) / f".perch-{quantization}.json"
-
-
-def is_downloaded(name: str, quantization: Quantization) -> bool:
-    """Whether the variant's marker exists and every file has the size it records."""
-    return not _marker_problems(get_spec(name), quantization)
-
-
-def verify(name: str, quantization: Quantization) -> list[str]:
-    """What is wrong with a downloaded variant, checking sizes and sha256 hashes; empty when it is sound."""
-    spec = get_spec(name)
-    problems = _marker_problems(spec, quantization)
-    if problems:
-        return problems
-    recorded = _read_marker(spec.name, quantization)["files"]
-    directory = model_dir(name)
-    for file in spec.files[quantization]:
-        expected = file.sha256 or recorded[file.name].get("sha256")
-        if expected and _sha256(directory / file.name) != expected:
-            problems.append(f"{file.name} does not match its sha256 hash")
-    return problems
-
-
-def resolve_model_dir(model: str, quantization: Quantization = "fp32") -> Path:
-    """The folder to load `model` from: a catalog name that is on disk, or any existing folder."""
-    if model not in CATALOG:
-        path = Path(model).expanduser()
-        if path.is_dir():
-            return path
-        raise ModelNotFoundError(
-            f"unknown model {model!r}: not a catalog name and not a folder; known models: {', '.join(CATALOG)}"
-        )
-    spec = CATALOG[model]
-    directory = model_dir(model)
-    if marker_path(model, quantization).exists():
-        problems = _marker_problems(spec, quantization)
-        if problems:
-            raise ModelFileError(
-                f"model {model} ({quantization}) is damaged ({'; '.join(problems)}); "
-                f"run `perch models download {model} --quantization {quantization} --force`"
-            )
-        return directory
-    if not _placed_problems(spec, quantization, directory):
-        return directory
-    raise ModelNotFoundError(
-        f"model {model} ({quantization}) is not downloaded; run "
-        f"`perch models download {model} --quantization {quantization}`, or place its files "
-        f"({_file_list(spec, quantization)}) in {directory}"
-    )
-
-
-def list_models() -> list[ModelStatus]:
-    """Every catalog model in every quantization, with its download state."""
-    return [
-        ModelStatus(
-            spec.name,
-            quantization,
-            variant_size(spec, quantization),
-            is_downloaded(spec.name, quantization),
-            model_dir(spec.name),
-        )
-        for spec in CATALOG.values()
-        for quantization in QUANTIZATIONS
-        if quantization in spec.files
-    ]
-
-
-def remove(name: str) -> Path:
-    """Delete a downloaded model's folder, all quantizations included."""
-    if name in {"", ".", ".."} or Path(name).name != name:
-        raise ModelNotFoundError(f"{name!r} is not a model name")
-    directory = model_dir(name)
-    if not directory.is_dir():
-        raise ModelNotFoundError(f"model {name} is not downloaded (no folder {directory})")
-    shutil.rmtree(directory)
-    return directory
-
-
 def download(
     name: str,
     quantization: Quantization = "fp32",
@@ -152,7 +84,7 @@ def download(
     spec = get_spec(name)
     directory = model_dir(name)
     if not force and is_downloaded(name, quantization):
-        total = sum(_read_marker(name, quantization)["files"][f.name]["size"] for f in spec.files[quantization])
+        total = sum(read_marker(name, quantization)["files"][f.name]["size"] for f in spec.files[quantization])
         _report(progress, total, total)
         return directory
     if _offline():
@@ -257,7 +189,7 @@ def _fetch_file(remote: _Remote, part: Path, destination: Path, tally: _Tally) -
             displayed_filename=remote.file.name,
             tqdm_class=tally.bar_class(),
         )
-    if remote.sha256 is not None and _sha256(part) != remote.sha256:
+    if remote.sha256 is not None and sha256_of(part) != remote.sha256:
         part.unlink()
         raise ModelFileError(
             f"{remote.file.name} was downloaded but does not match its sha256 hash, so it was deleted; "
@@ -269,7 +201,7 @@ def _fetch_file(remote: _Remote, part: Path, destination: Path, tally: _Tally) -
 def _is_fetched(path: Path, remote: _Remote) -> bool:
     if not path.is_file() or path.stat().st_size != remote.size:
         return False
-    if remote.sha256 is not None and _sha256(path) != remote.sha256:
+    if remote.sha256 is not None and sha256_of(path) != remote.sha256:
         path.unlink()
         return False
     return True
@@ -323,84 +255,28 @@ def _adopt_offline(spec: ModelSpec, quantization: Quantization, *, force: bool) 
         problems = ["offline mode cannot download again"]
     elif marker_path(spec.name, quantization).exists():
         # A recorded download that no longer matches its record is damaged, not placed by hand.
-        problems = _marker_problems(spec, quantization)
+        problems = marker_problems(spec, quantization)
     else:
-        problems = _placed_problems(spec, quantization, directory)
+        problems = placed_problems(spec, quantization, directory)
     if problems:
         raise DownloadError(
             f"offline mode is on (HF_HUB_OFFLINE) and model {spec.name} ({quantization}) cannot be downloaded "
             f"({'; '.join(problems)}); unset HF_HUB_OFFLINE and run "
             f"`perch models download {spec.name} --quantization {quantization}`, or place the files by hand in "
-            f"{directory} ({_file_list(spec, quantization)})"
+            f"{directory} ({file_list(spec, quantization)})"
         )
     files = spec.files[quantization]
     for file in files:
-        if file.sha256 is not None and _sha256(directory / file.name) != file.sha256:
+        if file.sha256 is not None and sha256_of(directory / file.name) != file.sha256:
             raise ModelFileError(f"{directory / file.name} does not match its sha256 hash; replace it")
-    records = {file.name: _record((directory / file.name).stat().st_size, file.sha256) for file in files}
-    _save_marker(spec, quantization, None, records)
+    records = {file.name: record((directory / file.name).stat().st_size, file.sha256) for file in files}
+    save_marker(spec, quantization, None, records)
     return directory
 
 
 def _write_marker(spec: ModelSpec, quantization: Quantization, revision: str, remotes: Iterable[_Remote]) -> None:
-    records = {remote.file.name: _record(remote.size, remote.sha256) for remote in remotes}
-    _save_marker(spec, quantization, revision, records)
-
-
-def _record(size: int, sha256: str | None) -> dict[str, Any]:
-    return {"size": size, "sha256": sha256} if sha256 else {"size": size}
-
-
-def _save_marker(
-    spec: ModelSpec, quantization: Quantization, revision: str | None, records: dict[str, dict[str, Any]]
-) -> None:
-    marker = marker_path(spec.name, quantization)
-    content = {"repo_id": spec.repo_id, "revision": revision, "quantization": quantization, "files": records}
-    temporary = marker.with_suffix(".tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(marker)
-
-
-def _read_marker(name: str, quantization: Quantization) -> dict[str, Any]:
-    content = json.loads(marker_path(name, quantization).read_text(encoding="utf-8"))
-    if not isinstance(content, dict) or not isinstance(content.get("files"), dict):
-        raise ValueError("marker has no file list")
-    return content
-
-
-def _marker_problems(spec: ModelSpec, quantization: Quantization) -> list[str]:
-    """What keeps a variant from counting as downloaded, judged by its marker and file sizes."""
-    if quantization not in spec.files:
-        raise ModelNotFoundError(f"model {spec.name} has no {quantization} variant")
-    if not marker_path(spec.name, quantization).is_file():
-        return ["not downloaded"]
-    try:
-        recorded = _read_marker(spec.name, quantization)["files"]
-    except (OSError, ValueError):
-        return ["its download record is unreadable"]
-    directory = model_dir(spec.name)
-    problems = []
-    for file in spec.files[quantization]:
-        entry = recorded.get(file.name)
-        path = directory / file.name
-        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int):
-            problems.append(f"{file.name} is not in the download record")
-        elif not path.is_file():
-            problems.append(f"{file.name} is missing")
-        elif path.stat().st_size != entry["size"]:
-            problems.append(f"{file.name} is {path.stat().st_size} bytes instead of {entry['size']}")
-    return problems
-
-
-def _placed_problems(spec: ModelSpec, quantization: Quantization, directory: Path) -> list[str]:
-    """What is wrong with files placed by hand: missing ones, or sizes that differ from the catalog's."""
-    missing = [file.name for file in spec.files[quantization] if not (directory / file.name).is_file()]
-    problems = [f"missing {', '.join(missing)}"] if missing else []
-    for file in spec.files[quantization]:
-        path = directory / file.name
-        if file.size is not None and path.is_file() and path.stat().st_size != file.size:
-            problems.append(f"{file.name} is {path.stat().st_size} bytes instead of {file.size}")
-    return problems
+    records = {remote.file.name: record(remote.size, remote.sha256) for remote in remotes}
+    save_marker(spec, quantization, revision, records)
 
 
 def _delete_variant(spec: ModelSpec, quantization: Quantization) -> None:
@@ -421,18 +297,6 @@ def _offline() -> bool:
     return hf_constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _file_list(spec: ModelSpec, quantization: Quantization) -> str:
-    return ", ".join(file.name for file in spec.files[quantization])
-
-
 def _one_line(error: BaseException) -> str:
     """A short reason: the status of an HTTP error, else the first 200 characters of the message."""
     if isinstance(error, HfHubHTTPError):
@@ -447,7 +311,7 @@ def _unreachable(spec: ModelSpec, quantization: Quantization, error: BaseExcepti
     return DownloadError(
         f"cannot reach the Hugging Face hub to download {spec.name} ({_one_line(error)}); connect to the "
         f"internet and run `perch models download {spec.name} --quantization {quantization}`, or place the "
-        f"files by hand in {model_dir(spec.name)} ({_file_list(spec, quantization)})"
+        f"files by hand in {model_dir(spec.name)} ({file_list(spec, quantization)})"
     )
 
 
