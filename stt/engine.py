@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -44,9 +45,8 @@ class LoadReport:
 
 
 def _open(
-    files: ModelFiles, path_kind: str, options: RuntimeOptions, profile: dict[str, str] | None
+    files: ModelFiles, path: Path, options: RuntimeOptions, profile: dict[str, str] | None
 ) -> tuple[ort.InferenceSession, SessionInfo]:
-    path = files.encoder if path_kind == "encoder" else files.decoder_joint
     try:
         return create_session(path, options, profile)
     except Exception as exc:  # ONNX Runtime raises its own untyped errors for unreadable graphs.
@@ -80,8 +80,8 @@ class Recognizer:
             "trt_profile_opt_shapes": f"audio_signal:1x{self.config.features_size}x2000,length:1",
             "trt_profile_max_shapes": f"audio_signal:1x{self.config.features_size}x{frames},length:1",
         }
-        self._encoder, enc_info = _open(files, "encoder", options, profile)
-        self._decoder, dec_info = _open(files, "decoder", options, None)
+        self._encoder, enc_info = _open(files, files.encoder, options, profile)
+        self._decoder, dec_info = _open(files, files.decoder_joint, options, None)
         self.shape: ModelShape = check_contract(
             self._encoder,
             files.encoder,

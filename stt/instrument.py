@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import soundfile as sf
 
+from stt.audio import write_wav
 from stt.decoding import StepTrace
 from stt.errors import NumericError
 
@@ -49,7 +49,7 @@ class Instrumentation:
             return
         self.tap_dir.mkdir(parents=True, exist_ok=True)
         stem = self.tap_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_counter):05d}"
-        sf.write(stem.with_suffix(".wav"), samples, 16000, subtype="FLOAT")
+        write_wav(stem.with_suffix(".wav"), samples)
         np.save(stem.with_suffix(".npy"), features)
 
     def trace(self, step: StepTrace) -> None:
