@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,13 +13,13 @@ import onnxruntime as ort
 
 from stt import features as feats
 from stt.contract import ModelShape, check_contract
-from stt.decoding import DEFAULT_DURATIONS, DecoderState, greedy_tdt
+from stt.decoding import DEFAULT_DURATIONS, DecoderState, Hypothesis, StepTrace, greedy_tdt
 from stt.errors import AudioError, ContractError, ModelFileError
 from stt.instrument import Instrumentation
 from stt.joint import WINDOW, JointRunner
 from stt.longform import segment_stream
 from stt.modelfiles import ModelConfig, ModelFiles
-from stt.results import Timings, Transcript
+from stt.results import Timings, Token, Transcript, Word
 from stt.runtime import RuntimeOptions, SessionInfo, create_session
 from stt.text import TokenTrack, join_words, timed_tokens, words_from_tokens
 from stt.vocab import Vocabulary
@@ -31,6 +31,16 @@ SILENCE_PEAK = 10 ** (-70 / 20)
 """Input whose peak stays under -70 dBFS is silence: nothing is recognised in it."""
 MAX_SEGMENT_SECONDS = {"fp32": 300.0, "int8": 20.0}
 """Longest pass through the encoder; int8 degrades beyond ~20 s, fp32 is safe well below 400 s."""
+
+
+@dataclass(frozen=True)
+class DecoderCarry:
+    """Decoder state between chunks of one stream: LSTM state, last token, frames the last duration overshot."""
+
+    h: npt.NDArray[np.float32]
+    c: npt.NDArray[np.float32]
+    last_token: int
+    frame_offset: int
 
 
 @dataclass(frozen=True)
@@ -114,11 +124,11 @@ class Recognizer:
             warmup_seconds=time.perf_counter() - loaded,
         )
 
-    def transcribe(self, samples: npt.NDArray[np.float32]) -> Transcript:
-        """Recognise 16 kHz mono samples of any length."""
-        return self.transcribe_stream([samples])
+    def transcribe(self, samples: npt.NDArray[np.float32], offset: float = 0.0) -> Transcript:
+        """Recognise 16 kHz mono samples of any length; times are shifted by `offset` seconds."""
+        return self.transcribe_stream([samples], offset)
 
-    def transcribe_stream(self, blocks: Iterable[npt.NDArray[np.float32]]) -> Transcript:
+    def transcribe_stream(self, blocks: Iterable[npt.NDArray[np.float32]], offset: float = 0.0) -> Transcript:
         """Recognise 16 kHz mono audio given as consecutive blocks, one encoder pass per segment.
 
         Audio longer than the model's limit is cut at the quietest point near it; memory stays
@@ -128,15 +138,15 @@ class Recognizer:
         result = Transcript(text="", duration=0.0, device=self.device)
         max_samples = int(self.max_segment_seconds * SAMPLE_RATE)
         total = 0
-        for offset, segment in segment_stream(blocks, max_samples):
-            part = self._recognize(segment, offset / SAMPLE_RATE)
+        for start, segment in segment_stream(blocks, max_samples):
+            part = self._recognize(segment, offset + start / SAMPLE_RATE)
             result.tokens.extend(part.tokens)
             result.token_ids.extend(part.token_ids)
             result.token_starts.extend(part.token_starts)
             result.token_durations.extend(part.token_durations)
             result.words.extend(part.words)
             result.timings.add(part.timings)
-            total = offset + len(segment)
+            total = start + len(segment)
         result.duration = total / SAMPLE_RATE
         result.text = join_words(result.words)
         result.timings.total = (time.perf_counter() - started) * 1000
@@ -163,30 +173,11 @@ class Recognizer:
         """Encode and decode log-mel features [features_size, T] with `length` valid frames."""
         timings = Timings()
         t1 = time.perf_counter()
-        encoded, encoded_lengths = self._encoder.run(
-            ["outputs", "encoded_lengths"],
-            {"audio_signal": features[None], "length": np.array([length], dtype=np.int64)},
-        )
-        encoded = np.asarray(encoded)
-        self.instrumentation.check("encoder output", encoded)
-        num_frames = min(int(np.asarray(encoded_lengths)[0]), encoded.shape[2])
+        encoded, num_frames = self._encode_features(features, length, None)
         t2 = time.perf_counter()
-        self._joint.set_frames(encoded[0])
-        step = self._joint
-        if self.instrumentation.nan_guard:
-            step = _GuardedStep(self._joint, self.instrumentation)  # type: ignore[assignment]
-        hyp, _ = greedy_tdt(
-            step,
-            num_frames,
-            DecoderState(self._joint.reset_state(), self.vocab.blank_id),
-            blank_id=self.vocab.blank_id,
-            max_symbols=self.config.max_tokens_per_step,
-            trace=self.instrumentation.trace if self.instrumentation.debug_decode else None,
-        )
+        hyp, _ = self.decode_range(encoded, 0, num_frames, None)
         t3 = time.perf_counter()
-        track = TokenTrack(hyp.ids, hyp.frames, hyp.durations, hyp.probabilities)
-        tokens = timed_tokens(self.vocab, track, self.frame_seconds, offset)
-        words = words_from_tokens(self.vocab, tokens)
+        tokens, words = self.timed(hyp, offset)
         timings.encoder, timings.decode = (t2 - t1) * 1000, (t3 - t2) * 1000
         timings.total = (time.perf_counter() - t1) * 1000
         return Transcript(
@@ -200,6 +191,79 @@ class Recognizer:
             token_starts=[offset + f * self.frame_seconds for f in hyp.frames],
             token_durations=[d * self.frame_seconds for d in hyp.durations],
         )
+
+    def encode(
+        self, samples: npt.NDArray[np.float32], run_options: ort.RunOptions | None = None
+    ) -> tuple[npt.NDArray[np.float32], int]:
+        """Features and encoder over 16 kHz samples: encoder output [channels, T'] and its valid frames."""
+        if not np.isfinite(samples).all():
+            raise AudioError("the audio contains NaN or infinite samples; it cannot be transcribed")
+        features, length = feats.log_mel(samples, self.config.features_size)
+        self.instrumentation.check("features", features)
+        return self._encode_features(features, length, run_options)
+
+    def _encode_features(
+        self, features: npt.NDArray[np.float32], length: int, run_options: ort.RunOptions | None
+    ) -> tuple[npt.NDArray[np.float32], int]:
+        encoded, encoded_lengths = self._encoder.run(
+            ["outputs", "encoded_lengths"],
+            {"audio_signal": features[None], "length": np.array([length], dtype=np.int64)},
+            run_options,
+        )
+        encoded = np.asarray(encoded)
+        self.instrumentation.check("encoder output", encoded)
+        return encoded[0], min(int(np.asarray(encoded_lengths)[0]), encoded.shape[2])
+
+    def decode_range(
+        self,
+        encoded: npt.NDArray[np.float32],
+        first: int,
+        last: int,
+        carry: DecoderCarry | None,
+        *,
+        frame_base: int = 0,
+        trace: Callable[[StepTrace], None] | None = None,
+    ) -> tuple[Hypothesis, DecoderCarry]:
+        """Greedy TDT over encoder frames [first, last), continuing from `carry` (a fresh start if None).
+
+        Frames in the hypothesis are indices into `encoded`. The returned carry continues on the
+        frames that follow `last`, possibly from another encoder pass. Decode steps go to `trace`
+        (else to the decode log when enabled) with `frame_base` added to their frame.
+        """
+        self._joint.set_frames(encoded[:, first:last])
+        if carry is None:
+            start = DecoderState(self._joint.reset_state(), self.vocab.blank_id)
+        else:
+            start = DecoderState(self._joint.import_state(carry.h, carry.c), carry.last_token, carry.frame_offset)
+        step = self._joint
+        if self.instrumentation.nan_guard:
+            step = _GuardedStep(self._joint, self.instrumentation)  # type: ignore[assignment]
+        sink = trace or (self.instrumentation.trace if self.instrumentation.debug_decode else None)
+        shifted: Callable[[StepTrace], None] | None = None
+        if sink is not None:
+            shift = first + frame_base
+            target = sink
+
+            def shifted(s: StepTrace) -> None:
+                target(StepTrace(s.frame + shift, s.token, s.duration, s.probability))
+
+        hyp, end = greedy_tdt(
+            step,
+            last - first,
+            start,
+            blank_id=self.vocab.blank_id,
+            max_symbols=self.config.max_tokens_per_step,
+            trace=shifted,
+        )
+        hyp.frames = [f + first for f in hyp.frames]
+        h, c = self._joint.export_state(end.state)
+        return hyp, DecoderCarry(h, c, end.last_token, end.frame_offset)
+
+    def timed(self, hyp: Hypothesis, offset: float = 0.0) -> tuple[list[Token], list[Word]]:
+        """Visible tokens and words of a hypothesis, timed from `offset` seconds."""
+        track = TokenTrack(hyp.ids, hyp.frames, hyp.durations, hyp.probabilities)
+        tokens = timed_tokens(self.vocab, track, self.frame_seconds, offset)
+        return tokens, words_from_tokens(self.vocab, tokens)
 
 
 class _GuardedStep:

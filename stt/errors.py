@@ -41,3 +41,11 @@ class DeviceError(PerchError, RuntimeError):
 
 class NumericError(PerchError, FloatingPointError):
     """A stage produced NaN or Inf values."""
+
+
+class MicrophoneError(AudioError):
+    """No usable input device, or the device failed while capturing."""
+
+
+class TranscriptionError(PerchError, RuntimeError):
+    """Recognition of captured audio failed; the audio is kept on disk."""

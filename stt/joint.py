@@ -102,6 +102,18 @@ class JointRunner:
         self._cached = None
         return 0
 
+    def export_state(self, state: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """A host copy of state pair `state` (LSTM h and c), to resume decoding later."""
+        h, c = (np.array(value.numpy(), dtype=np.float32, copy=True) for value in self._states[state])
+        return h, c
+
+    def import_state(self, h: npt.NDArray[np.float32], c: npt.NDArray[np.float32]) -> int:
+        """Load an exported state into pair 0 and return its index."""
+        self._states[0][0].update_inplace(np.ascontiguousarray(h, dtype=np.float32))
+        self._states[0][1].update_inplace(np.ascontiguousarray(c, dtype=np.float32))
+        self._cached = None
+        return 0
+
     def __call__(self, frame: int, last_token: int, state: int) -> tuple[npt.NDArray[np.float32], int]:
         """Logits of `frame` from state pair `state`, and the index of the pair holding the next state."""
         cached = self._cached
