@@ -16,6 +16,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 60.0], help="synthetic clip lengths")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per clip (median)")
     parser.add_argument("--no-peer", action="store_true", help="skip onnx-asr")
+    live = parser.add_argument_group("live pipeline")
+    live.add_argument("--live", action="store_true", help="replay FILES through the whole live pipeline")
+    live.add_argument("--speed", type=float, default=1.0, help="replay speed (1: real time; 0: full speed)")
+    live.add_argument(
+        "--partials", choices=("auto", "low", "balanced", "quality", "off"), default="auto", help="(auto)"
+    )
+    live.add_argument("--idle-seconds", type=float, default=10.0, help="silence to measure idle CPU on (10)")
     add_model_options(parser)
     parser.set_defaults(func=run)
 
@@ -28,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from stt.errors import PerchError
 
     setup_logging(args.debug)
+    if args.live:
+        return _run_live(args)
     try:
         recognizer = Recognizer(model_files(args), runtime_options(args))
         clips = [(p.name, load_audio(p)) for p in args.files] or [
@@ -38,4 +47,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
     report = run_bench(recognizer, clips, repeat=args.repeat, threads=args.threads, with_peer=not args.no_peer)
     print(format_report(report))
+    return 0
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    from stt.audio import load_audio
+    from stt.engine import Recognizer
+    from stt.errors import PerchError
+    from stt.livebench import format_live_report, run_live_bench
+
+    if not args.files:
+        error("--live needs speech files to replay, e.g. perch bench --live clip1.wav clip2.wav")
+        return 2
+    try:
+        recognizer = Recognizer(model_files(args), runtime_options(args))
+        clips = [(p.name, load_audio(p)) for p in args.files]
+    except PerchError as exc:
+        error(str(exc))
+        return 1
+    report = run_live_bench(
+        recognizer, clips, speed=args.speed, partials=args.partials, idle_seconds=args.idle_seconds
+    )
+    print(format_live_report(report))
     return 0

@@ -1,0 +1,403 @@
+"""The engine worker: one thread owns the recogniser, turns segments into finals and streams partials."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from stt.engine import SAMPLE_RATE, Recognizer
+from stt.events import Error, EventSink, Final, Idle, Partial, SegmentText, UtteranceTimings
+from stt.recordings import RecordingStore
+from stt.results import Word
+from stt.streaming import PRESETS, StreamingDecoder, StreamingPreset
+
+log = logging.getLogger("perch.worker")
+
+PartialsChoice = Literal["auto", "low", "balanced", "quality", "off"]
+FinalChoice = Literal["full", "streaming"]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How live text is produced.
+
+    partials: a streaming preset for the live caption, `auto` (the lowest latency this device
+        sustains in under `realtime_budget` of real time, re-checked while it runs) or `off`.
+    final: `full` transcribes each segment again with its whole context (partials never change
+        the final); `streaming` keeps the streamed tokens and decodes only the tail (lowest latency).
+    """
+
+    partials: PartialsChoice = "auto"
+    final: FinalChoice = "full"
+    realtime_budget: float = 0.5
+
+
+@dataclass(frozen=True)
+class _Open:
+    utterance: int
+    index: int
+    offset: float
+
+
+@dataclass(frozen=True)
+class _Audio:
+    utterance: int
+    index: int
+    samples: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class _Close:
+    utterance: int
+    index: int
+    samples: npt.NDArray[np.float32]
+    offset: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class _Drop:
+    utterance: int
+    index: int
+
+
+@dataclass(frozen=True)
+class _End:
+    utterance: int
+    stopped_at: float
+    audio: Path | None
+
+
+@dataclass(frozen=True)
+class _Cancel:
+    utterance: int
+
+
+_Job = _Open | _Audio | _Close | _Drop | _End | _Cancel
+_URGENT = (_Close, _End, _Cancel)
+
+
+@dataclass
+class _Utterance:
+    segments: dict[int, SegmentText] = field(default_factory=dict)
+    streamed: dict[int, str] = field(default_factory=dict)
+    work: list[tuple[float, float]] = field(default_factory=list)
+    failure: str | None = None
+
+
+class EngineWorker:
+    """Runs every recognition on one thread, in order; partial steps only when nothing else waits.
+
+    Segment and utterance jobs are never dropped. Partial steps are skipped while finals wait, an
+    encoder pass already running for a partial is cancelled when a final arrives, and a stream that
+    fell behind catches up in one pass, so partials thin out under load instead of piling up.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Recognizer],
+        emit: EventSink,
+        options: WorkerOptions | None = None,
+        store: RecordingStore | None = None,
+    ) -> None:
+        self.options = options or WorkerOptions()
+        self._load = load
+        self._emit = emit
+        self._store = store
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._working = False
+        self._partial_run: ort.RunOptions | None = None
+        self._utterances: dict[int, _Utterance] = {}
+        self._stream: StreamingDecoder | None = None
+        self._stream_key: tuple[int, int] | None = None
+        self._presets = list(PRESETS.values())
+        self._preset_index = 0
+        self._load_ratio = 0.0
+        self._over_budget = 0
+        self.recognizer: Recognizer | None = None
+        self.load_error: str | None = None
+        self.ready = threading.Event()
+        """Set once loading has finished, whether it worked or not."""
+        self._thread = threading.Thread(target=self._run, name="perch-engine", daemon=True)
+
+    @property
+    def preset(self) -> StreamingPreset | None:
+        """The streaming preset in use, or None when partials are off."""
+        return None if self.options.partials == "off" else self._presets[self._preset_index]
+
+    def start(self) -> None:
+        """Start the thread; the model loads there."""
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the queued jobs, then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def busy(self) -> bool:
+        """Whether an utterance is still being worked on."""
+        with self._cond:
+            return bool(self._jobs) or bool(self._utterances) or self._working
+
+    def pending(self) -> int:
+        """Jobs waiting (not counting partial steps)."""
+        with self._cond:
+            return len(self._jobs)
+
+    def open_segment(self, utterance: int, index: int, offset: float) -> None:
+        """Speech began: stream partials for segment `index`, whose audio starts `offset` s into the utterance."""
+        self._put(_Open(utterance, index, offset))
+
+    def audio(self, utterance: int, index: int, samples: npt.NDArray[np.float32]) -> None:
+        """More audio of an open segment, for partials."""
+        self._put(_Audio(utterance, index, samples))
+
+    def close_segment(
+        self, utterance: int, index: int, samples: npt.NDArray[np.float32], *, offset: float, start: float, end: float
+    ) -> None:
+        """A segment ended: transcribe its audio (an eager final)."""
+        self._put(_Close(utterance, index, samples, offset, start, end))
+
+    def drop_segment(self, utterance: int, index: int) -> None:
+        """The speech that opened segment `index` was too short to keep."""
+        self._put(_Drop(utterance, index))
+
+    def end_utterance(self, utterance: int, stopped_at: float, audio: Path | None) -> None:
+        """Dictation stopped: emit the final once every segment before this is done."""
+        self._put(_End(utterance, stopped_at, audio))
+
+    def cancel_utterance(self, utterance: int) -> None:
+        """Forget an utterance: no final."""
+        self._put(_Cancel(utterance))
+
+    def _put(self, job: _Job) -> None:
+        with self._cond:
+            self._jobs.append(job)
+            if isinstance(job, _URGENT) and self._partial_run is not None:
+                self._partial_run.terminate = True
+            self._cond.notify()
+
+    # The worker thread.
+
+    def _run(self) -> None:
+        try:
+            self.recognizer = self._load()
+            self._choose_preset(self.recognizer)
+        except Exception as exc:
+            self.load_error = str(exc) or type(exc).__name__
+            log.error("the model could not be loaded: %s", self.load_error)
+            self._emit(Error("model", self.load_error))
+        finally:
+            self.ready.set()
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closing and not self._partial_due():
+                    self._cond.wait()
+                if self._jobs:
+                    job: _Job | None = self._jobs.popleft()
+                elif self._closing:
+                    return
+                else:
+                    job = None
+                    self._partial_run = ort.RunOptions()
+                self._working = True
+            try:
+                if job is None:
+                    self._partial_step()
+                else:
+                    self._handle(job)
+            except Exception:
+                log.exception("the engine worker failed on %s", type(job).__name__ if job else "a partial step")
+            finally:
+                with self._cond:
+                    self._partial_run = None
+                    self._working = False
+
+    def _partial_due(self) -> bool:
+        return self._stream is not None and not self._stream.finished and self._stream.ready()
+
+    def _handle(self, job: _Job) -> None:
+        if isinstance(job, _Open):
+            self._utterances.setdefault(job.utterance, _Utterance())
+            self._start_stream(job)
+        elif isinstance(job, _Audio):
+            if self._stream is not None and self._stream_key == (job.utterance, job.index):
+                self._stream.feed(job.samples)
+        elif isinstance(job, _Close):
+            self._close(job)
+        elif isinstance(job, _Drop):
+            if self._stream_key == (job.utterance, job.index):
+                self._stream = self._stream_key = None
+            self._utterances.get(job.utterance, _Utterance()).streamed.pop(job.index, None)
+        elif isinstance(job, _End):
+            self._end(job)
+        else:
+            self._utterances.pop(job.utterance, None)
+            if self._stream_key is not None and self._stream_key[0] == job.utterance:
+                self._stream = self._stream_key = None
+            self._idle_if_done()
+
+    def _start_stream(self, job: _Open) -> None:
+        self._stream = self._stream_key = None
+        preset = self.preset
+        if preset is None or self.recognizer is None:
+            return
+        self._stream = StreamingDecoder(self.recognizer, preset, job.offset)
+        self._stream_key = (job.utterance, job.index)
+
+    def _partial_step(self) -> None:
+        stream, key = self._stream, self._stream_key
+        if stream is None or key is None:
+            return
+        try:
+            step = stream.step(run_options=self._partial_run)
+        except Exception as exc:
+            if self._partial_run is not None and self._partial_run.terminate:
+                return  # a final is waiting; this partial is not needed any more
+            log.warning("live partials stopped for this segment: %s", exc)
+            self._stream = self._stream_key = None
+            return
+        if step is None:
+            return
+        decoded = (step.last_frame - step.first_frame) * 0.08
+        if decoded > 0:
+            self._watch_load((step.encoder_ms + step.decode_ms) / 1000 / decoded)
+        utterance = self._utterances.setdefault(key[0], _Utterance())
+        utterance.streamed[key[1]] = stream.text().text
+        self._emit_partial(key[0])
+
+    def _watch_load(self, ratio: float) -> None:
+        """Step up to a cheaper preset (for the next segment) when partials cost over budget."""
+        self._load_ratio = ratio if self._load_ratio == 0 else 0.8 * self._load_ratio + 0.2 * ratio
+        self._over_budget = self._over_budget + 1 if self._load_ratio > self.options.realtime_budget else 0
+        if self._over_budget >= 5 and self.options.partials == "auto" and self._preset_index + 1 < len(self._presets):
+            self._preset_index += 1
+            self._over_budget = 0
+            log.info("partials cost %.2f of real time; using the %s preset from now", self._load_ratio, self.preset)
+
+    def _emit_partial(self, utterance_id: int) -> None:
+        utterance = self._utterances.get(utterance_id)
+        if utterance is None:
+            return
+        key = self._stream_key
+        streaming = key[1] if key is not None and key[0] == utterance_id and self._stream is not None else None
+        text, stable, settled = "", 0, True
+        for index in sorted(set(utterance.segments) | set(utterance.streamed)):
+            final = utterance.segments.get(index)
+            if final is not None:
+                piece, piece_stable = final.text, len(final.text)
+            elif index == streaming and self._stream is not None:
+                streamed = self._stream.text()
+                piece, piece_stable = streamed.text, streamed.stable_chars
+            else:
+                piece, piece_stable = utterance.streamed[index], 0
+            if not piece:
+                continue
+            separator = " " if text else ""
+            if settled:
+                stable = len(text) + len(separator) + piece_stable
+            settled = settled and final is not None
+            text += separator + piece
+        self._emit(Partial(utterance_id, text, stable))
+
+    def _close(self, job: _Close) -> None:
+        utterance = self._utterances.setdefault(job.utterance, _Utterance())
+        recognizer = self.recognizer
+        started = time.monotonic()
+        stream = self._stream if self._stream_key == (job.utterance, job.index) else None
+        self._stream = self._stream_key = None
+        if recognizer is None:
+            utterance.failure = f"the model is not loaded ({self.load_error})"
+            return
+        try:
+            if self.options.final == "streaming" and stream is not None:
+                stream.finish()
+                _, words = recognizer.timed(stream.hypothesis, job.offset)
+                words = _clip(words, job.offset, job.offset + len(job.samples) / SAMPLE_RATE)
+            else:
+                words = recognizer.transcribe(job.samples, job.offset).words
+        except Exception as exc:
+            utterance.failure = str(exc) or type(exc).__name__
+            log.error("transcription of a segment failed: %s", utterance.failure)
+            return
+        finally:
+            utterance.work.append((started, time.monotonic()))
+        text = " ".join(w.text for w in words)
+        utterance.segments[job.index] = SegmentText(job.start, job.end, text, words)
+        utterance.streamed.pop(job.index, None)
+        self._emit_partial(job.utterance)
+
+    def _end(self, job: _End) -> None:
+        utterance = self._utterances.pop(job.utterance, _Utterance())
+        if self._stream_key is not None and self._stream_key[0] == job.utterance:
+            self._stream = self._stream_key = None
+        failure = utterance.failure
+        kept = job.audio
+        if self._store is not None and job.audio is not None:
+            kept = self._store.finished(job.audio, ok=failure is None)
+        if failure is not None:
+            where = f"; the audio is kept at {kept}, run `perch transcribe {kept}` to try again" if kept else ""
+            self._emit(Error("transcription", f"transcription failed: {failure}{where}", job.utterance, kept))
+        elif utterance.segments:
+            segments = [utterance.segments[i] for i in sorted(utterance.segments)]
+            words = [w for s in segments for w in s.words]
+            text = " ".join(s.text for s in segments if s.text)
+            now = time.monotonic()
+            after_stop = sum(max(0.0, end - max(start, job.stopped_at)) for start, end in utterance.work)
+            timings = UtteranceTimings(
+                stopped_at=job.stopped_at,
+                final_at=now,
+                last_segment_ms=after_stop * 1000,
+                engine_ms=sum(end - start for start, end in utterance.work) * 1000,
+            )
+            self._emit(Final(job.utterance, text, words, segments, timings, kept))
+        self._idle_if_done()
+
+    def _idle_if_done(self) -> None:
+        if not self._utterances:
+            self._emit(Idle())
+
+    def _choose_preset(self, recognizer: Recognizer) -> None:
+        choice = self.options.partials
+        if choice == "off":
+            return
+        if choice != "auto":
+            self._preset_index = self._presets.index(PRESETS[choice])
+            return
+        noise = np.random.default_rng(1).normal(0, 0.05, self._presets[-1].window_samples).astype(np.float32)
+        for index, preset in enumerate(self._presets):
+            recognizer.encode(noise[: preset.window_samples])
+            started = time.perf_counter()
+            recognizer.encode(noise[: preset.window_samples])
+            ratio = (time.perf_counter() - started) / (preset.chunk * 0.08)
+            log.info("partials preset %s costs %.2f of real time", preset.name, ratio)
+            if ratio < self.options.realtime_budget:
+                self._preset_index = index
+                return
+        self._preset_index = len(self._presets) - 1
+        log.warning(
+            "this device cannot stream partials in under %.0f%% of real time; they will update less often",
+            self.options.realtime_budget * 100,
+        )
+
+
+def _clip(words: list[Word], start: float, end: float) -> list[Word]:
+    """Words that begin inside [start, end): streamed audio can run past a segment's end."""
+    return [w for w in words if start - 0.08 <= w.start < end]
