@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.commands import bench, models, transcribe
+from app.commands import bench, devices, listen, models, transcribe
 from app.commands.common import add_model_options
 
 
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     transcribe.add_parser(sub)
+    listen.add_parser(sub)
+    devices.add_parser(sub)
     models.add_parser(sub)
     bench.add_parser(sub)
     return parser

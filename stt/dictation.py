@@ -335,7 +335,7 @@ class Dictation:
         if utterance.writer is not None:
             utterance.writer.close()
             path = utterance.writer.path
-        self._worker.end_utterance(utterance.id, stopped_at, path)
+        self._worker.end_utterance(utterance.id, stopped_at, path, utterance.first / SAMPLE_RATE)
         if not self._hands_free:
             self._vad_on = False
             self._release_source_later()

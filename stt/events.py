@@ -71,6 +71,9 @@ class Final:
     segments: list[SegmentText]
     timings: UtteranceTimings
     audio: Path | None = None
+    """The utterance's recording, where one is kept."""
+    timeline_start: float = 0.0
+    """Where the utterance (time 0 of its words and segments) lies, in seconds since capture began."""
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 
 def resources_dir() -> Path:
-    """The `resources` folder at the root of the source tree."""
-    return Path(__file__).resolve().parents[1] / "resources"
+    """`resources/` of the source tree, else the installed `perch_resources` data package."""
+    source = Path(__file__).resolve().parents[1] / "resources"
+    if source.is_dir():
+        return source
+    spec = importlib.util.find_spec("perch_resources")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return source
 
 
 def vad_model_path() -> Path:

@@ -77,6 +77,7 @@ class _End:
     utterance: int
     stopped_at: float
     audio: Path | None
+    timeline_start: float
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,11 @@ class EngineWorker:
         """The speech that opened segment `index` was too short to keep."""
         self._put(_Drop(utterance, index))
 
-    def end_utterance(self, utterance: int, stopped_at: float, audio: Path | None) -> None:
+    def end_utterance(
+        self, utterance: int, stopped_at: float, audio: Path | None, timeline_start: float = 0.0
+    ) -> None:
         """Dictation stopped: emit the final once every segment before this is done."""
-        self._put(_End(utterance, stopped_at, audio))
+        self._put(_End(utterance, stopped_at, audio, timeline_start))
 
     def cancel_utterance(self, utterance: int) -> None:
         """Forget an utterance: no final."""
@@ -367,7 +370,7 @@ class EngineWorker:
                 last_segment_ms=after_stop * 1000,
                 engine_ms=sum(end - start for start, end in utterance.work) * 1000,
             )
-            self._emit(Final(job.utterance, text, words, segments, timings, kept))
+            self._emit(Final(job.utterance, text, words, segments, timings, kept, job.timeline_start))
         self._idle_if_done()
 
     def _idle_if_done(self) -> None:

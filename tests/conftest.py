@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from tests.pulse import pulse_mic_fixture  # noqa: F401  (the `pulse_mic` fixture: a private PulseAudio microphone)
+
 ROOT = Path(__file__).resolve().parents[1]
 WORDS_MODEL = (ROOT / ".." / "shared" / "models" / "words-tdt").resolve()
 
