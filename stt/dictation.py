@@ -43,7 +43,7 @@ class DictationOptions:
     preroll_ms: int = 500
     vad: VadOptions = field(default_factory=VadOptions)
     level_interval_ms: int = 50
-    stop_wait_ms: int = 40
+    stop_wait_ms: int = 20
     vad_batch: int = 2
 
 

@@ -14,12 +14,13 @@ import numpy.typing as npt
 from stt.bench import peak_rss_mb
 from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
-from stt.events import Event, Final, Partial
+from stt.events import Event, EventSink, Final, Partial
 from stt.latency import percentile
-from stt.sources import SAMPLE_RATE, AudioBlock, AudioSink, CaptureStats, ErrorSink, level_dbfs
+from stt.sources import SAMPLE_RATE, AudioBlock, AudioSink, AudioSource, CaptureStats, ErrorSink, level_dbfs
 from stt.worker import EngineWorker, PartialsChoice, WorkerOptions
 
-BLOCK = SAMPLE_RATE // 100  # 10 ms, as the microphone delivers
+BLOCK = SAMPLE_RATE * 30 // 1000
+"""30 ms: the microphone delivers 20 ms blocks that its streaming resampler passes on in chunks of about 30 ms."""
 
 
 class PacedSource:
@@ -84,6 +85,7 @@ class LiveBenchReport:
     partial_bound: list[float] = field(default_factory=list)
     idle_cpu_percent: float = 0.0
     idle_seconds: float = 0.0
+    idle_source: str = "replay"
     peak_rss_mb: float = 0.0
     texts: list[str] = field(default_factory=list)
 
@@ -117,8 +119,12 @@ def run_live_bench(
     partials: PartialsChoice = "auto",
     idle_seconds: float = 10.0,
     lead_seconds: float = 0.5,
+    microphone: AudioSource | None = None,
 ) -> LiveBenchReport:
-    """Push-to-talk over each clip (press before it, release at its end), then silence with the VAD listening."""
+    """Push-to-talk over each clip (press before it, release at its end), then silence with the VAD listening.
+
+    With a `microphone`, the idle figure is taken on it (hands-free, whatever it hears) instead of the replay.
+    """
     collector = _Collector()
     worker = EngineWorker(lambda: recognizer, collector, WorkerOptions(partials=partials))
     worker.start()
@@ -153,7 +159,10 @@ def run_live_bench(
                 _partial_latency(report, collector, final, started_clock, preset.latency_s)
             source.play(room[: SAMPLE_RATE // 2])
         report.idle_seconds = idle_seconds
-        if idle_seconds > 0:
+        if idle_seconds > 0 and microphone is not None:
+            report.idle_source = "microphone"
+            report.idle_cpu_percent = _idle_cpu_microphone(worker, collector, microphone, idle_seconds)
+        elif idle_seconds > 0:
             report.idle_cpu_percent = _idle_cpu(dictation, source, room, idle_seconds)
     finally:
         dictation.close()
@@ -194,6 +203,21 @@ def _idle_cpu(dictation: Dictation, source: PacedSource, room: npt.NDArray[np.fl
     return 100.0 * cpu / wall if wall > 0 else 0.0
 
 
+def _idle_cpu_microphone(worker: EngineWorker, emit: EventSink, microphone: AudioSource, seconds: float) -> float:
+    """CPU of the whole process, in % of one core, with the microphone open and hands-free listening on."""
+    dictation = Dictation(microphone, worker, emit, DictationOptions(mode="handsfree"))
+    dictation.open()
+    dictation.start()
+    try:
+        time.sleep(1.0)  # past the stream's start-up
+        before_cpu, before_wall = _cpu_seconds(), time.monotonic()
+        time.sleep(seconds)
+        cpu, wall = _cpu_seconds() - before_cpu, time.monotonic() - before_wall
+    finally:
+        dictation.close()
+    return 100.0 * cpu / wall
+
+
 def format_live_report(report: LiveBenchReport) -> str:
     """The figures as a small table."""
 
@@ -218,8 +242,8 @@ def format_live_report(report: LiveBenchReport) -> str:
         lines.append(f"(chunk + right context of the preset: {report.partial_bound[0]:.0f} ms)")
     if report.idle_seconds:
         lines.append(
-            f"CPU while listening to silence (hands-free, VAD on): {report.idle_cpu_percent:.1f}% of one core "
-            f"over {report.idle_seconds:g} s"
+            f"CPU while listening (hands-free, VAD on, {report.idle_source}): {report.idle_cpu_percent:.1f}% of one "
+            f"core over {report.idle_seconds:g} s"
         )
     lines.append(f"peak RSS: {report.peak_rss_mb:.0f} MiB")
     return "\n".join(lines)

@@ -313,3 +313,47 @@ def test_ten_minutes_of_hands_free_dictation_keep_memory_flat(rig: Callable[...,
     # After the first minutes nothing accumulates: audio, streams and utterances are all released.
     assert rss[-1] - rss[2] < 15, rss
     assert len(list(r.store.folder.glob("*.wav"))) == r.store.keep
+
+
+def test_replayed_files_through_the_pipeline(
+    recognizer: Recognizer, vad: SileroVad, tmp_path: Path, speech_file: Callable[[str], Path]
+) -> None:
+    """The file source stands in for the microphone behind the same protocol, at full speed here."""
+    from stt.filesource import FileSource
+
+    phrases = ["zero one two", "stop go", "hello world"]
+    events = Recorder()
+    worker = EngineWorker(lambda: recognizer, events, WorkerOptions(partials="low"))
+    worker.start()
+    source = FileSource([speech_file(p) for p in phrases], speed=0, gap_s=1.0)
+    dictation = Dictation(source, worker, events, DictationOptions(mode="handsfree"), vad=vad)
+    dictation.open()
+    dictation.start()
+    try:
+        finals = events.wait_for(Final, count=3)
+    finally:
+        dictation.close()
+        worker.close()
+    assert [f.text for f in finals] == phrases
+
+
+def test_auto_preset_takes_the_lowest_latency_this_device_sustains(recognizer: Recognizer) -> None:
+    worker = EngineWorker(lambda: recognizer, Recorder(), WorkerOptions(partials="auto"))
+    worker.start()
+    worker.ready.wait()
+    worker.close()
+    assert worker.preset is not None and worker.preset.name == "low"  # the words model is tiny
+
+
+def test_auto_preset_steps_up_when_partials_cost_too_much(recognizer: Recognizer) -> None:
+    worker = EngineWorker(lambda: recognizer, Recorder(), WorkerOptions(partials="auto"))
+    assert worker.preset is not None and worker.preset.name == "low"
+    for _ in range(5):
+        worker._watch_load(0.9)  # measured cost: 90% of real time
+    assert worker.preset.name == "balanced"
+    for _ in range(10):
+        worker._watch_load(0.9)
+    assert worker.preset.name == "quality"
+    for _ in range(10):
+        worker._watch_load(0.9)
+    assert worker.preset.name == "quality"

@@ -23,6 +23,7 @@ def add_parser(subparsers: Any) -> None:
         "--partials", choices=("auto", "low", "balanced", "quality", "off"), default="auto", help="(auto)"
     )
     live.add_argument("--idle-seconds", type=float, default=10.0, help="silence to measure idle CPU on (10)")
+    live.add_argument("--mic", metavar="NAME|INDEX", help="measure idle CPU on this microphone, not the replay")
     add_model_options(parser)
     parser.set_defaults(func=run)
 
@@ -65,8 +66,22 @@ def _run_live(args: argparse.Namespace) -> int:
     except PerchError as exc:
         error(str(exc))
         return 1
-    report = run_live_bench(
-        recognizer, clips, speed=args.speed, partials=args.partials, idle_seconds=args.idle_seconds
-    )
+    microphone = None
+    if args.mic is not None:
+        from stt.microphone import Microphone
+
+        microphone = Microphone(int(args.mic) if args.mic.isdigit() else args.mic)
+    try:
+        report = run_live_bench(
+            recognizer,
+            clips,
+            speed=args.speed,
+            partials=args.partials,
+            idle_seconds=args.idle_seconds,
+            microphone=microphone,
+        )
+    except PerchError as exc:
+        error(str(exc))
+        return 1
     print(format_live_report(report))
     return 0
