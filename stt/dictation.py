@@ -135,8 +135,11 @@ class Dictation:
                     self._hands_free = True
                     self._reset_vad(self._timeline.end)
                 return
-            if self._utterance is not None:
-                return
+            current = self._utterance
+            if current is not None:
+                if current.stopping_at is None:
+                    return  # already recording: a repeated press
+                self._finish(current, current.stopping_at)  # pressed again before the release settled
             first = max(self._timeline.start, self._timeline.end - self.options.preroll_ms * SAMPLE_RATE // 1000)
             utterance = self._new_utterance(first)
             self._reset_vad(first)

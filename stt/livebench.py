@@ -19,8 +19,8 @@ from stt.latency import percentile
 from stt.sources import SAMPLE_RATE, AudioBlock, AudioSink, AudioSource, CaptureStats, ErrorSink, level_dbfs
 from stt.worker import EngineWorker, PartialsChoice, WorkerOptions
 
-BLOCK = SAMPLE_RATE * 30 // 1000
-"""30 ms: the microphone delivers 20 ms blocks that its streaming resampler passes on in chunks of about 30 ms."""
+BLOCK = SAMPLE_RATE * 40 // 1000
+"""40 ms, the block the microphone delivers."""
 
 
 class PacedSource:

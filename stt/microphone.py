@@ -187,7 +187,7 @@ class Microphone:
         self,
         device: str | int | None = None,
         *,
-        block_ms: int = 20,
+        block_ms: int = 40,
         queue_blocks: int = 200,
         stream_factory: StreamFactory | None = None,
         reopen_interval_s: float = 1.0,

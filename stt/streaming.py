@@ -168,10 +168,12 @@ class StreamingDecoder:
         step = None
         if self._total > self.decoded_frames * FRAME_SAMPLES:
             step = self._run(None, self._total, True, run_options)
+            if step is None:
+                return None
         self.finished = True
         return step
 
-    def _run(self, last: int | None, end: int, final: bool, run_options: ort.RunOptions | None) -> StreamStep:
+    def _run(self, last: int | None, end: int, final: bool, run_options: ort.RunOptions | None) -> StreamStep | None:
         first = self.decoded_frames
         window_first = max(0, first - self.preset.left)
         start = window_first * FRAME_SAMPLES
@@ -181,6 +183,8 @@ class StreamingDecoder:
         window = self._audio[start - self._base : end - self._base]
         t0 = time.perf_counter()
         encoded, valid = self.recognizer.encode(window, run_options)
+        if run_options is not None and run_options.terminate:
+            return None  # cancelled after the encoder: decode nothing, so the next step redoes this one
         t1 = time.perf_counter()
         local_last = valid if last is None else min(valid, last - window_first)
         local_first = first - window_first

@@ -280,6 +280,8 @@ class EngineWorker:
         if step is None:
             return
         decoded = (step.last_frame - step.first_frame) * 0.08
+        if self._partial_run is not None and self._partial_run.terminate:
+            return  # a final is waiting: it comes before this partial's text
         if decoded > 0:
             self._watch_load((step.encoder_ms + step.decode_ms) / 1000 / decoded)
         utterance = self._utterances.setdefault(key[0], _Utterance())

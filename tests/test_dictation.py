@@ -357,3 +357,16 @@ def test_auto_preset_steps_up_when_partials_cost_too_much(recognizer: Recognizer
     for _ in range(10):
         worker._watch_load(0.9)
     assert worker.preset.name == "quality"
+
+
+def test_a_quick_second_press_starts_a_new_utterance(rig: Callable[..., Rig], speak: Speak) -> None:
+    r = rig()
+    r.dictation.start()
+    r.dictation.start()  # a repeated press changes nothing
+    r.source.push(np.concatenate([speak("one one"), silence(0.3)]))
+    r.dictation.stop()
+    r.dictation.start()  # pressed again at once, before the release settled
+    r.source.push(np.concatenate([speak("two two"), silence(0.3)]))
+    r.dictation.stop()
+    r.source.push(silence(0.1))
+    assert [f.text for f in r.events.wait_for(Final, count=2)] == ["one one", "two two"]
