@@ -48,11 +48,15 @@ class LatencyLog:
         with self._lock:
             self._samples[final.utterance] = sample
             self._stopped[final.utterance] = t.stopped_at
+            so_far = [s.stop_to_final_ms for s in self._samples.values()]
         log.info(
-            "utterance %d: stop→final %.0f ms (engine %.0f ms after the stop)",
+            "utterance %d: stop→final %.0f ms (engine %.0f ms after the stop); p50 %.0f ms, p95 %.0f ms over %d",
             final.utterance,
             sample.stop_to_final_ms,
             sample.last_segment_ms,
+            percentile(so_far, 50),
+            percentile(so_far, 95),
+            len(so_far),
         )
         return sample
 
