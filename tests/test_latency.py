@@ -24,9 +24,9 @@ def test_percentiles_and_typed(caplog: pytest.LogCaptureFixture) -> None:
     log.add_typed(99, 1.0)  # unknown utterance: ignored
     summary = log.summary()
     assert summary["utterances"] == 20
-    assert summary["stop_to_final_ms_p50"] == pytest.approx(10.5)
+    assert summary["stop_to_final_ms_p50"] == pytest.approx(10.5, abs=0.06)
     assert summary["stop_to_final_ms_p95"] == pytest.approx(19.05, abs=0.06)
-    assert summary["overhead_ms_p50"] == pytest.approx(5.25)
-    assert summary["stop_to_typed_ms_p50"] == pytest.approx(10.0)
+    assert summary["overhead_ms_p50"] == pytest.approx(5.25, abs=0.06)
+    assert summary["stop_to_typed_ms_p50"] == pytest.approx(10.0, abs=0.06)
     assert "p50" in caplog.text and "over 20" in caplog.text
     assert "stop → typed" in log.format()
