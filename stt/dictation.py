@@ -127,23 +127,30 @@ class Dictation:
 
     def start(self) -> None:
         """Key press (push-to-talk), toggle on, or hands-free listening on."""
-        if not self._source.running:
-            self._start_source()
         with self._lock:
-            if self.options.mode == "handsfree":
-                if not self._hands_free:
-                    self._hands_free = True
-                    self._reset_vad(self._timeline.end)
-                return
-            current = self._utterance
-            if current is not None:
-                if current.stopping_at is None:
-                    return  # already recording: a repeated press
-                self._finish(current, current.stopping_at)  # pressed again before the release settled
-            first = max(self._timeline.start, self._timeline.end - self.options.preroll_ms * SAMPLE_RATE // 1000)
-            utterance = self._new_utterance(first)
-            self._reset_vad(first)
-            self._advance(utterance, None)
+            self._begin()
+        if not self._source.running:  # after the state is set, so that the first block already counts
+            try:
+                self._start_source()
+            except Exception:
+                self.cancel()
+                raise
+
+    def _begin(self) -> None:
+        if self.options.mode == "handsfree":
+            if not self._hands_free:
+                self._hands_free = True
+                self._reset_vad(self._timeline.end)
+            return
+        current = self._utterance
+        if current is not None:
+            if current.stopping_at is None:
+                return  # already recording: a repeated press
+            self._finish(current, current.stopping_at)  # pressed again before the release settled
+        first = max(self._timeline.start, self._timeline.end - self.options.preroll_ms * SAMPLE_RATE // 1000)
+        utterance = self._new_utterance(first)
+        self._reset_vad(first)
+        self._advance(utterance, None)
 
     def stop(self, *, wait: bool = True) -> None:
         """Key release, toggle off, or hands-free listening off; what was captured is transcribed."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy.typing as npt
 from stt.bench import peak_rss_mb
 from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
+from stt.errors import AudioError
 from stt.events import Event, EventSink, Final, Partial
 from stt.latency import percentile
 from stt.sources import SAMPLE_RATE, AudioBlock, AudioSink, AudioSource, CaptureStats, ErrorSink, level_dbfs
@@ -24,34 +25,40 @@ BLOCK = SAMPLE_RATE * 40 // 1000
 
 
 class PacedSource:
-    """A source the benchmark plays into at `speed` times real time (0: as fast as the pipeline takes it)."""
+    """A source the caller plays into at `speed` times real time (0: as fast as the pipeline takes it)."""
 
-    def __init__(self, speed: float = 1.0) -> None:
+    def __init__(self, speed: float = 1.0, block: int = BLOCK) -> None:
         self.speed = speed
+        self.block = block
         self._sink: AudioSink | None = None
+        self._on_error: ErrorSink | None = None
         self._stats = CaptureStats()
         self._clock_start = 0.0
         self._played = 0
 
     @property
     def stats(self) -> CaptureStats:
+        """Blocks delivered."""
         return self._stats
 
     @property
     def running(self) -> bool:
+        """Between start and stop."""
         return self._sink is not None
 
     def start(self, sink: AudioSink, on_error: ErrorSink) -> None:
-        self._sink = sink
+        """Deliver what is played from now on to `sink`."""
+        self._sink, self._on_error = sink, on_error
         self._clock_start, self._played = time.monotonic(), 0
 
     def stop(self) -> None:
+        """Deliver nothing more."""
         self._sink = None
 
-    def play(self, samples: npt.NDArray[np.float32], on_block: Callable[[int], None] | None = None) -> None:
-        """Deliver the samples block by block on schedule; `on_block(end)` after each (samples played so far)."""
-        for i in range(0, len(samples), BLOCK):
-            part = samples[i : i + BLOCK]
+    def play(self, samples: npt.NDArray[np.float32]) -> None:
+        """Deliver the samples block by block on schedule, on the caller's thread."""
+        for i in range(0, len(samples), self.block):
+            part = np.ascontiguousarray(samples[i : i + self.block], dtype=np.float32)
             self._played += len(part)
             if self.speed > 0:
                 wait = self._clock_start + self._played / SAMPLE_RATE / self.speed - time.monotonic()
@@ -62,8 +69,11 @@ class PacedSource:
                 return
             sink(AudioBlock(part, time.monotonic(), level_dbfs(part)))
             self._stats.blocks += 1
-            if on_block is not None:
-                on_block(self._played)
+
+    def fail(self, error: AudioError) -> None:
+        """Report a failure the way a lost device does."""
+        if self._on_error is not None:
+            self._on_error(error)
 
     @property
     def played(self) -> int:

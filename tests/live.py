@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from stt.events import Event
-from stt.sources import AudioBlock, AudioSink, CaptureStats, ErrorSink, level_dbfs
+from stt.livebench import PacedSource
+from stt.sources import AudioSink, ErrorSink
 
 E = TypeVar("E")
 
@@ -50,45 +51,20 @@ class Recorder:
                 self._cond.wait(left)
 
 
-class HandSource:
-    """A source the test pushes audio into; blocks are delivered on the caller's thread."""
+class HandSource(PacedSource):
+    """A source the test pushes audio into at once; blocks are delivered on the caller's thread."""
 
     def __init__(self, block: int = 160) -> None:
-        self.block = block
-        self._sink: AudioSink | None = None
-        self._on_error: ErrorSink | None = None
-        self._stats = CaptureStats()
+        super().__init__(speed=0, block=block)
         self.opened = 0
 
-    @property
-    def stats(self) -> CaptureStats:
-        return self._stats
-
-    @property
-    def running(self) -> bool:
-        return self._sink is not None
-
     def start(self, sink: AudioSink, on_error: ErrorSink) -> None:
-        self._sink, self._on_error = sink, on_error
+        super().start(sink, on_error)
         self.opened += 1
-
-    def stop(self) -> None:
-        self._sink = None
 
     def push(self, samples: npt.NDArray[np.float32]) -> None:
         """Deliver audio in blocks, as a driver would."""
-        for i in range(0, len(samples), self.block):
-            part = np.ascontiguousarray(samples[i : i + self.block], dtype=np.float32)
-            sink = self._sink
-            if sink is None:
-                return
-            sink(AudioBlock(part, time.monotonic(), level_dbfs(part)))
-            self._stats.blocks += 1
-
-    def fail(self, error: Any) -> None:
-        """Report a failure the way a lost device would."""
-        if self._on_error is not None:
-            self._on_error(error)
+        self.play(samples)
 
 
 def silence(seconds: float, seed: int = 0) -> npt.NDArray[np.float32]:

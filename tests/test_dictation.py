@@ -327,8 +327,7 @@ def test_replayed_files_through_the_pipeline(
     worker.start()
     source = FileSource([speech_file(p) for p in phrases], speed=0, gap_s=1.0)
     dictation = Dictation(source, worker, events, DictationOptions(mode="handsfree"), vad=vad)
-    dictation.open()
-    dictation.start()
+    dictation.start()  # opens the source once listening is on, so no block is missed
     try:
         finals = events.wait_for(Final, count=3)
     finally:
