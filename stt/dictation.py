@@ -96,6 +96,7 @@ class Dictation:
         self._vad_on = False
         self._vad_base = 0
         self._vad_fed = 0
+        self._fresh_from = 0  # pre-roll never reaches back before a device loss or a reopen
         self._level_peak = -120.0
         self._level_at = 0.0
         self.open_seconds: float | None = None
@@ -147,7 +148,8 @@ class Dictation:
             if current.stopping_at is None:
                 return  # already recording: a repeated press
             self._finish(current, current.stopping_at)  # pressed again before the release settled
-        first = max(self._timeline.start, self._timeline.end - self.options.preroll_ms * SAMPLE_RATE // 1000)
+        preroll = self.options.preroll_ms * SAMPLE_RATE // 1000
+        first = max(self._timeline.start, self._timeline.end - preroll, self._fresh_from)
         utterance = self._new_utterance(first)
         self._reset_vad(first)
         self._advance(utterance, None)
@@ -215,6 +217,7 @@ class Dictation:
         lost = isinstance(error, MicrophoneError) and self._source.running
         self._emit(Error("device-lost" if lost else "microphone", str(error)))
         with self._lock:
+            self._fresh_from = self._timeline.end
             utterance = self._utterance
             if utterance is not None:
                 self._finish(utterance, utterance.stopping_at or self._clock())
@@ -373,6 +376,8 @@ class Dictation:
         if self._source.running:
             return
         started = time.perf_counter()
+        with self._lock:
+            self._fresh_from = self._timeline.end
         self._source.start(self.on_block, self.on_error)
         if self.options.preroll_ms == 0 and self.options.mode != "handsfree":
             self.open_seconds = time.perf_counter() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import soundfile
 from stt.audio import load_audio
 from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
-from stt.events import Final
+from stt.events import Error, Final
 from stt.microphone import Microphone
 from stt.modelfiles import ModelFiles
 from stt.runtime import RuntimeOptions
@@ -136,3 +137,41 @@ def test_push_to_talk_on_a_real_microphone(pulse_mic: PulseMic, words_model: Pat
         dictation.close()
         worker.close()
     assert final.text == "nine eight seven"
+
+
+def test_microphone_lost_mid_utterance(pulse_mic: PulseMic, words_model: Path, tmp_path: Path) -> None:
+    """What was said before the device went away is transcribed; dictation works again once it is back."""
+    recognizer = Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu"))
+    events = Recorder()
+    worker = EngineWorker(lambda: recognizer, events, WorkerOptions(partials="low"))
+    worker.start()
+    microphone = Microphone("pulse", reopen_interval_s=0.2)
+    dictation = Dictation(microphone, worker, events, DictationOptions(mode="ptt"))
+    dictation.open()
+    first, second = tmp_path / "first.wav", tmp_path / "second.wav"
+    subprocess.run(["espeak-ng", "-w", str(first), "three three"], check=True)
+    subprocess.run(["espeak-ng", "-w", str(second), "four four"], check=True)
+    try:
+        dictation.start()
+        pulse_mic.play(first)
+        try:
+            pulse_mic.remove_sink()  # unplugged with the key still down
+            error = events.wait_for(Error, timeout=10)[0]
+            final = events.wait_for(Final, timeout=10)[0]
+        finally:
+            pulse_mic.add_sink()
+        assert error.kind == "device-lost"
+        assert final.text == "three three"
+        assert not dictation.recording
+        deadline = time.monotonic() + 10
+        while microphone.stats.reopened < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert microphone.stats.reopened == 1
+        dictation.start()
+        pulse_mic.play(second)
+        dictation.stop()
+        finals = events.wait_for(Final, count=2, timeout=10)
+    finally:
+        dictation.close()
+        worker.close()
+    assert finals[1].text == "four four"
