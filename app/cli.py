@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.commands import bench, devices, listen, models, transcribe
+from app.commands import bench, control, devices, listen, models, transcribe
 from app.commands.common import add_model_options
 
 
@@ -14,15 +14,22 @@ def build_parser() -> argparse.ArgumentParser:
     """All commands and their options."""
     parser = argparse.ArgumentParser(
         prog="perch",
-        description="Offline dictation with NVIDIA Parakeet-TDT. Run a command below; `perch COMMAND -h` for help.",
+        description=(
+            "Offline dictation with NVIDIA Parakeet-TDT. With no command, start the tray app; "
+            "`perch COMMAND -h` for help on a command."
+        ),
     )
     add_model_options(parser)
+    app = parser.add_argument_group("app")
+    app.add_argument("--mic", metavar="NAME|INDEX", help="microphone (system default)")
+    app.add_argument("--mode", choices=("ptt", "toggle", "handsfree"), default="ptt", help="dictation mode (ptt)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     transcribe.add_parser(sub)
     listen.add_parser(sub)
     devices.add_parser(sub)
     models.add_parser(sub)
     bench.add_parser(sub)
+    control.add_parsers(sub)
     return parser
 
 
@@ -31,8 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        from app.gui.main import run
+
+        if isinstance(args.mic, str) and args.mic.isdigit():
+            args.mic = int(args.mic)
+        return run(args)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -14,6 +14,9 @@ import pytest
 
 from tests.pulse import pulse_mic_fixture  # noqa: F401  (the `pulse_mic` fixture: a private PulseAudio microphone)
 
+# Qt widgets in tests draw offscreen unless a test starts its own X server.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 ROOT = Path(__file__).resolve().parents[1]
 WORDS_MODEL = (ROOT / ".." / "shared" / "models" / "words-tdt").resolve()
 
@@ -22,9 +25,11 @@ WORDS_MODEL = (ROOT / ".." / "shared" / "models" / "words-tdt").resolve()
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Point every platformdirs location at a temporary home for the whole run."""
     base = tmp_path_factory.mktemp("xdg")
-    saved = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")}
+    keys = ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")
+    saved = {k: os.environ.get(k) for k in keys}
     for key in saved:
         os.environ[key] = str(base / key.lower())
+    (base / "xdg_runtime_dir").mkdir(mode=0o700)
     os.environ.pop("PERCH_MODELS_DIR", None)
     yield
     for key, value in saved.items():

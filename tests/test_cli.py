@@ -176,7 +176,7 @@ def test_auto_device_falls_back_to_cpu_and_says_why(words_model: Path, clips: di
 
 
 def test_help_lists_the_commands() -> None:
-    done = perch()
+    done = perch("--help")
     assert done.returncode == 0
     for command in ("transcribe", "models", "bench"):
         assert command in done.stdout

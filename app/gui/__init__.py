@@ -1,0 +1,1 @@
+"""The desktop app: tray, caption window, dialogs; the only place Qt lives."""

@@ -1,0 +1,217 @@
+"""The running app: engine, microphone and tray tied together through the coordinator."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QActionGroup, QGuiApplication
+from PySide6.QtWidgets import QApplication, QMenu
+
+from app import coordinator as co
+from app.gui.bridge import EngineBridge
+from app.gui.icons import state_icon
+from app.gui.tray import Tray
+from app.ipc import CommandServer
+from stt.dictation import MODES, Dictation, DictationOptions, Mode
+from stt.engine import Recognizer
+from stt.errors import PerchError
+from stt.events import Error, Event, Final, Idle, Listening
+from stt.recordings import RecordingStore
+from stt.sources import AudioSource
+from stt.worker import EngineWorker, WorkerOptions
+
+log = logging.getLogger("perch.app")
+
+MODE_LABELS = {"ptt": "Push to talk", "toggle": "Toggle", "handsfree": "Hands-free"}
+
+
+@dataclass
+class AppOptions:
+    """What the app starts with."""
+
+    load: Callable[[], Recognizer]
+    model_label: str
+    source: Callable[[], AudioSource]
+    dictation: DictationOptions
+    worker: WorkerOptions
+    keep_recordings: int = 20
+
+
+class Controller(QObject):
+    """Owns the coordinator state; every input goes through `feed`, on the GUI thread."""
+
+    _input = Signal(object)
+
+    def __init__(self, options: AppOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.state = co.State()
+        self.device_note = ""
+        self._inputs: list[co.Input] = []
+        self._input.connect(self.feed)
+        self.bridge = EngineBridge()
+        self.bridge.arrived.connect(self._on_engine_event)
+        store = RecordingStore(keep=options.keep_recordings)
+        self.worker = EngineWorker(options.load, self.bridge.post, options.worker, store)
+        self.dictation = Dictation(options.source(), self.worker, self.bridge.post, options.dictation, store=store)
+        # Microphone opening and closing may take a while; they run here, in order, off the GUI thread.
+        self._audio_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-control")
+        self.tray = Tray(state_icon(co.Phase.LOADING), self._build_menu, self.toggle)
+        self.server = CommandServer(self.command)
+        self.typed: list[tuple[int, str]] = []
+        self.quit_requested = False
+
+    def start(self) -> None:
+        """Show the tray at once; load the model and open the microphone in the background."""
+        self.tray.show()
+        self._refresh()
+        self.server.listen()
+        self.feed(co.ModelLoading())
+        self.worker.start()
+        threading.Thread(target=self._await_model, name="perch-load-watch", daemon=True).start()
+        self._audio_thread.submit(self._open_microphone)
+
+    def close(self) -> None:
+        """Finish what was captured and stop everything."""
+        self.server.close()
+        self._audio_thread.submit(self.dictation.close).result(timeout=10)
+        self._audio_thread.shutdown()
+        self.worker.close()
+        self.tray.hide()
+
+    # Inputs.
+
+    def feed(self, event: co.Input) -> None:
+        """Advance the state machine and carry out what it asks."""
+        self.state, actions = co.step(self.state, event)
+        for action in actions:
+            self._do(action)
+        self._refresh()
+
+    def post(self, event: co.Input) -> None:
+        """`feed` from any thread."""
+        self._input.emit(event)
+
+    def toggle(self) -> None:
+        """Tray click, toggle hotkey or `perch toggle`."""
+        self.feed(co.Toggle())
+
+    def command(self, line: str) -> str:
+        """A command from `perch …` on the local socket."""
+        if line == "ptt press":
+            self.feed(co.Press())
+        elif line == "ptt release":
+            self.feed(co.Release())
+        elif line == "toggle":
+            self.toggle()
+        elif line == "cancel":
+            self.feed(co.Cancel())
+        elif line == "quit":
+            self.quit_requested = True
+            app = QApplication.instance()
+            if app is not None:
+                app.quit()
+        return "ok"
+
+    def _on_engine_event(self, event: Event) -> None:
+        if isinstance(event, Listening):
+            self.feed(co.Started(event.utterance))
+        elif isinstance(event, Final):
+            self.feed(co.FinalText(event.utterance, event.text))
+        elif isinstance(event, Idle):
+            self.feed(co.EngineIdle())
+        elif isinstance(event, Error):
+            if event.kind == "model":
+                self.feed(co.ModelFailed(event.message))
+            elif event.kind == "transcription" and event.utterance is not None:
+                self.feed(co.UtteranceFailed(event.utterance, event.message))
+            elif event.kind in ("microphone", "device-lost"):
+                self.feed(co.CaptureFailed(event.message))
+            else:
+                self.tray.notify("Perch", event.message, error=True)
+
+    def _await_model(self) -> None:
+        self.worker.ready.wait()
+        if self.worker.recognizer is not None:
+            report = self.worker.recognizer.report
+            self.device_note = "; ".join(report.notes)
+            self.post(co.ModelLoaded())
+
+    def _open_microphone(self) -> None:
+        try:
+            self.dictation.open()
+        except PerchError as exc:
+            self.post(co.CaptureFailed(str(exc)))
+
+    # Actions.
+
+    def _do(self, action: co.Action) -> None:
+        if isinstance(action, co.StartCapture):
+            self._audio_thread.submit(self._start_capture)
+        elif isinstance(action, co.StopCapture):
+            self._audio_thread.submit(self.dictation.stop)
+        elif isinstance(action, co.CancelCapture):
+            self._audio_thread.submit(self.dictation.cancel)
+        elif isinstance(action, co.TypeText):
+            self._deliver_text(action)
+        else:
+            self.tray.notify("Perch", action.message, error=True)
+
+    def _start_capture(self) -> None:
+        try:
+            self.dictation.start()
+        except PerchError as exc:
+            self.post(co.CaptureFailed(str(exc)))
+
+    def _deliver_text(self, action: co.TypeText) -> None:
+        """The clipboard strategy: the text is copied and the person is told."""
+        clipboard = QGuiApplication.clipboard()
+        clipboard.setText(action.text)
+        self.typed.append((action.utterance, action.text))
+        self.tray.notify("Perch", f"Copied to the clipboard: {action.text[:80]}")
+        self.feed(co.Typed(action.utterance))
+
+    # Presentation.
+
+    def _tooltip(self) -> str:
+        phase = self.state.phase.value
+        lines = [f"Perch: {phase}", self.options.model_label]
+        recognizer = self.worker.recognizer
+        if recognizer is not None:
+            device = "CUDA" if recognizer.device in ("cuda", "tensorrt") else "CPU"
+            lines.append(f"on {device}" + (f" ({self.device_note})" if self.device_note else ""))
+        if self.state.model_error:
+            lines.append(self.state.model_error)
+        return "\n".join(lines)
+
+    def _refresh(self) -> None:
+        self.tray.set_state(state_icon(self.state.phase), self._tooltip())
+
+    def _build_menu(self, menu: QMenu) -> None:
+        recording = self.state.capturing
+        start = menu.addAction("Stop dictation" if recording else "Start dictation")
+        start.triggered.connect(self.toggle)
+        start.setEnabled(self.state.model_error is None or recording)
+        modes = menu.addMenu("Mode")
+        group = QActionGroup(modes)
+        for mode in MODES:
+            item = modes.addAction(MODE_LABELS[mode])
+            item.setCheckable(True)
+            item.setChecked(mode == self.dictation.options.mode)
+            item.setEnabled(not recording)
+            item.triggered.connect(lambda _checked=False, m=mode: self.set_mode(m))
+            group.addAction(item)
+        menu.addSeparator()
+        menu.addAction("Quit").triggered.connect(lambda: self.command("quit"))
+
+    def set_mode(self, mode: Mode) -> None:
+        """Switch between push-to-talk, toggle and hands-free (not while recording)."""
+        if self.state.capturing:
+            return
+        self.dictation.options = replace(self.dictation.options, mode=mode)
+        self._audio_thread.submit(self._open_microphone)

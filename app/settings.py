@@ -1,0 +1,507 @@
+"""The app's settings: one typed object with a schema version, kept as JSON in the config folder.
+
+Nothing here needs Qt. Reading the file never raises on bad content: a value that does not fit is replaced by
+its default and reported in `SettingsStore.problems`, and a file that cannot be used at all is moved aside
+(never deleted) before the defaults take over. The engine modules are imported only by the option builders,
+so reading settings stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from stt import paths
+from stt.catalog import DEFAULT_MODEL
+from stt.modelfiles import Quantization
+
+if TYPE_CHECKING:
+    from stt.dictation import DictationOptions, Mode
+    from stt.runtime import Device, RuntimeOptions
+    from stt.worker import FinalChoice, WorkerOptions
+
+log = logging.getLogger("perch.settings")
+
+SCHEMA_VERSION = 1
+"""The settings layout this code writes; files with an older version are upgraded through `MIGRATIONS`."""
+
+SETTINGS_FILE = "settings.json"
+
+QuantizationChoice = Literal["auto", "int8", "fp32"]
+PartialsPreset = Literal["auto", "low", "balanced", "quality"]
+TypingStrategy = Literal["auto", "type", "paste", "clipboard"]
+
+QUANTIZATION_CHOICES: tuple[QuantizationChoice, ...] = ("auto", "int8", "fp32")
+DEVICE_CHOICES: tuple[Device, ...] = ("auto", "cpu", "cuda", "tensorrt")
+MODE_CHOICES: tuple[Mode, ...] = ("ptt", "toggle", "handsfree")
+PARTIALS_PRESETS: tuple[PartialsPreset, ...] = ("auto", "low", "balanced", "quality")
+FINAL_PASS_CHOICES: tuple[FinalChoice, ...] = ("full", "streaming")
+TYPING_STRATEGIES: tuple[TypingStrategy, ...] = ("auto", "type", "paste", "clipboard")
+
+VAD_THRESHOLD_RANGE = (0.1, 0.9)
+OPACITY_RANGE = (0.2, 1.0)
+FONT_SIZE_RANGE = (6, 96)
+PREROLL_MS = 500
+"""Audio kept from before the start of an utterance while the microphone stays open."""
+EXIT_THRESHOLD_GAP = 0.15
+"""How far below the VAD threshold a frame must fall to start a pause."""
+
+Geometry = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    """The floating caption that shows live text."""
+
+    show: bool = True
+    """Show the caption while dictating."""
+    font_size: int = 18
+    """Text size in points (6–96)."""
+    opacity: float = 0.85
+    """Window opacity from 0.2 (faint) to 1.0 (solid)."""
+    click_through: bool = False
+    """Let mouse clicks pass through the caption to the window below."""
+    hide_when_idle: bool = True
+    """Hide the caption when nothing is being dictated."""
+    geometry: Geometry | None = None
+    """Last position and size as (x, y, width, height); None places it automatically."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a person can set; build changed copies with `dataclasses.replace`."""
+
+    schema_version: int = SCHEMA_VERSION
+    """Layout version of the stored form; always the current one in memory."""
+    model: str = DEFAULT_MODEL
+    """A catalog model name or the path of a model directory."""
+    quantization: QuantizationChoice = "auto"
+    """Model weights: `int8`, `fp32`, or `auto` for int8 on the CPU and fp32 on a CUDA GPU."""
+    device: Device = "auto"
+    """Where the model runs: `auto` (the best available), `cpu`, `cuda` or `tensorrt`."""
+    mode: Mode = "ptt"
+    """`ptt` records while the key is held, `toggle` between two presses, `handsfree` on detected speech."""
+    ptt_hotkey: str = "Ctrl+Alt+Space"
+    """Push-to-talk shortcut, as a Qt key sequence; empty for none."""
+    toggle_hotkey: str = "Ctrl+Alt+D"
+    """Shortcut that switches dictation on and off, as a Qt key sequence; empty for none."""
+    microphone: str | None = None
+    """Input device name; None follows the system default."""
+    vad_threshold: float = 0.5
+    """Speech probability (0.1–0.9) at which speech starts; higher ignores more background noise."""
+    partials: bool = True
+    """Show live text while speaking."""
+    partials_preset: PartialsPreset = "auto"
+    """Live-text trade-off: `low` latency, `balanced`, `quality`, or `auto` for what this device sustains."""
+    final_pass: FinalChoice = "full"
+    """`full` transcribes each segment again with its whole context; `streaming` keeps the live text (faster)."""
+    typing_strategy: TypingStrategy = "auto"
+    """How text reaches the focused window: `type` keystrokes, `paste` through the clipboard (restored
+    afterwards), `clipboard` only copies it, `auto` types where that works and pastes elsewhere."""
+    type_into_any_focus: bool = False
+    """Type even when the focused widget is not known to accept text."""
+    smart_spacing: bool = True
+    """Add a space or capital letter when the text continues earlier text."""
+    caption: CaptionSettings = field(default_factory=CaptionSettings)
+    """The floating caption."""
+    preroll: bool = True
+    """Keep the microphone open so the first word is never clipped (the system shows it as in use)."""
+    sound_cues: bool = True
+    """Play a short sound when recording starts and stops."""
+    history_enabled: bool = True
+    """Keep a history of dictated text."""
+    history_keep_days: int = 0
+    """Days history entries are kept; 0 keeps them forever."""
+    keep_recordings: int = 20
+    """Recent recordings kept for re-transcription; 0 keeps none."""
+    start_at_login: bool = False
+    """Start Perch when the person logs in."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form."""
+        data = dataclasses.asdict(self)
+        geometry = data["caption"]["geometry"]
+        if geometry is not None:
+            data["caption"]["geometry"] = list(geometry)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object) -> tuple[Settings, list[str]]:
+        """Settings from their JSON form, with a message for each value that was replaced by its default."""
+        problems: list[str] = []
+        if not isinstance(data, Mapping):
+            problems.append(f"The settings are not a JSON object ({_show(data)}); using the defaults.")
+            return cls(), problems
+        unknown = [str(key) for key in data if key not in _RULES and key not in ("schema_version", "caption")]
+        if unknown:
+            log.debug("ignoring unknown settings: %s", ", ".join(unknown))
+        values = _read_group(cls, _RULES, data, "", problems)
+        caption = data.get("caption")
+        if caption is None:
+            values["caption"] = CaptionSettings()
+        elif isinstance(caption, Mapping):
+            caption_values = _read_group(CaptionSettings, _CAPTION_RULES, caption, "caption.", problems)
+            values["caption"] = CaptionSettings(**caption_values)
+        else:
+            problems.append(
+                f'Setting "caption" has the value {_show(caption)}, which is not an object; using the defaults.'
+            )
+            values["caption"] = CaptionSettings()
+        return cls(**values), problems
+
+
+# Validation: each rule turns a JSON value into a setting or raises ValueError.
+
+
+@dataclass(frozen=True)
+class _Rule:
+    expected: str
+    parse: Callable[[Any], Any]
+
+
+def _choice(choices: tuple[str, ...]) -> _Rule:
+    def parse(raw: Any) -> str:
+        if isinstance(raw, str) and raw in choices:
+            return raw
+        raise ValueError
+
+    return _Rule("one of " + ", ".join(json.dumps(c) for c in choices), parse)
+
+
+def _boolean() -> _Rule:
+    def parse(raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        raise ValueError
+
+    return _Rule("true or false", parse)
+
+
+def _integer(low: int, high: int | None = None) -> _Rule:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+            raw = int(raw)
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= low and (high is None or raw <= high):
+            return raw
+        raise ValueError
+
+    return _Rule(f"a whole number from {low} to {high}" if high is not None else f"a whole number ≥ {low}", parse)
+
+
+def _number(low: float, high: float) -> _Rule:
+    def parse(raw: Any) -> float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and low <= raw <= high:
+            return float(raw)
+        raise ValueError
+
+    return _Rule(f"a number from {low:g} to {high:g}", parse)
+
+
+def _text(*, empty: bool) -> _Rule:
+    def parse(raw: Any) -> str:
+        if isinstance(raw, str) and (empty or raw.strip()):
+            return raw
+        raise ValueError
+
+    return _Rule("text" if empty else "non-empty text", parse)
+
+
+def _device_name() -> _Rule:
+    def parse(raw: Any) -> str | None:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if isinstance(raw, str):
+            return raw
+        raise ValueError
+
+    return _Rule("a device name or null for the system default", parse)
+
+
+def _geometry() -> _Rule:
+    def parse(raw: Any) -> Geometry | None:
+        if raw is None:
+            return None
+        if isinstance(raw, list) and len(raw) == 4 and all(type(v) is int for v in raw) and min(raw[2:]) > 0:
+            return (raw[0], raw[1], raw[2], raw[3])
+        raise ValueError
+
+    return _Rule("null or [x, y, width, height] in whole pixels with a positive size", parse)
+
+
+_RULES: dict[str, _Rule] = {
+    "model": _text(empty=False),
+    "quantization": _choice(QUANTIZATION_CHOICES),
+    "device": _choice(DEVICE_CHOICES),
+    "mode": _choice(MODE_CHOICES),
+    "ptt_hotkey": _text(empty=True),
+    "toggle_hotkey": _text(empty=True),
+    "microphone": _device_name(),
+    "vad_threshold": _number(*VAD_THRESHOLD_RANGE),
+    "partials": _boolean(),
+    "partials_preset": _choice(PARTIALS_PRESETS),
+    "final_pass": _choice(FINAL_PASS_CHOICES),
+    "typing_strategy": _choice(TYPING_STRATEGIES),
+    "type_into_any_focus": _boolean(),
+    "smart_spacing": _boolean(),
+    "preroll": _boolean(),
+    "sound_cues": _boolean(),
+    "history_enabled": _boolean(),
+    "history_keep_days": _integer(0),
+    "keep_recordings": _integer(0),
+    "start_at_login": _boolean(),
+}
+
+_CAPTION_RULES: dict[str, _Rule] = {
+    "show": _boolean(),
+    "font_size": _integer(*FONT_SIZE_RANGE),
+    "opacity": _number(*OPACITY_RANGE),
+    "click_through": _boolean(),
+    "hide_when_idle": _boolean(),
+    "geometry": _geometry(),
+}
+
+
+def _show(value: object) -> str:
+    """A value as it would appear in the JSON file, shortened."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_kind(value: object) -> str:
+    """`an array`, `a string`... for a parsed JSON value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _read_group(
+    cls: type[Any], rules: dict[str, _Rule], data: Mapping[str, Any], prefix: str, problems: list[str]
+) -> dict[str, Any]:
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for name, rule in rules.items():
+        if name not in data:
+            continue
+        raw = data[name]
+        try:
+            values[name] = rule.parse(raw)
+        except ValueError:
+            problems.append(
+                f'Setting "{prefix}{name}" has the value {_show(raw)}, which is not {rule.expected}; '
+                f"using {_show(getattr(defaults, name))} instead."
+            )
+    return values
+
+
+# Storage.
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+MIGRATIONS: dict[int, Migration] = {}
+"""`MIGRATIONS[n]` turns the stored form of version n into that of version n + 1."""
+
+
+class _UnusableFileError(Exception):
+    """The file cannot be used at all; the message says why."""
+
+
+def default_path() -> Path:
+    """`<user config>/settings.json`."""
+    return paths.config_dir() / SETTINGS_FILE
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Upgrade a stored form to `SCHEMA_VERSION` one step at a time; raises `_UnusableFileError` when it cannot."""
+    version = data.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _UnusableFileError(f"its schema_version {_show(version)} is not a whole number")
+    if version > SCHEMA_VERSION:
+        raise _UnusableFileError(
+            f"it was written by a newer version of Perch (settings version {version}; this one knows up to "
+            f"{SCHEMA_VERSION})"
+        )
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise _UnusableFileError(f"settings version {version} is too old to upgrade")
+        try:
+            data = step(dict(data))
+        except Exception as exc:
+            raise _UnusableFileError(f"upgrading it from settings version {version} failed: {exc}") from exc
+        if not isinstance(data, dict):
+            raise _UnusableFileError(f"upgrading it from settings version {version} did not give an object")
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+class SettingsStore:
+    """Loads and saves `Settings` at one path and tells subscribers about each change."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path if path is not None else default_path()
+        self.problems: list[str] = []
+        """One line for the person per thing the last `load` had to fix."""
+        self._current: Settings | None = None
+        self._subscribers: list[Callable[[Settings, Settings], None]] = []
+        self._lock = threading.RLock()
+
+    @property
+    def current(self) -> Settings:
+        """The settings last loaded or saved; loaded on first use."""
+        with self._lock:
+            return self._current if self._current is not None else self.load()
+
+    def load(self) -> Settings:
+        """Read the file; a missing file gives the defaults and writes nothing."""
+        with self._lock:
+            self.problems = []
+            settings = self._read()
+            self._current = settings
+            return settings
+
+    def _read(self) -> Settings:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return Settings()
+        except OSError as exc:
+            self.problems.append(f"Perch could not read its settings file {self.path} ({exc}); using the defaults.")
+            return Settings()
+        try:
+            try:
+                data = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                raise _UnusableFileError(f"it is not valid JSON: {exc}") from exc
+            if not isinstance(data, dict):
+                raise _UnusableFileError(f"it holds {_json_kind(data)} instead of a JSON object")
+            data = _migrate(data)
+        except _UnusableFileError as exc:
+            self.problems.append(self._set_aside(str(exc)))
+            return Settings()
+        settings, problems = Settings.from_dict(data)
+        self.problems.extend(problems)
+        return settings
+
+    def _set_aside(self, reason: str) -> str:
+        """Move the unusable file to a free `settings.json.corrupt-<time>` name; the message for the person."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        counter = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{counter}")
+            counter += 1
+        try:
+            self.path.rename(target)
+        except OSError as exc:
+            log.warning("could not move %s aside: %s", self.path, exc)
+            return (
+                f"Perch could not use its settings file {self.path} because {reason}, and could not move it "
+                f"aside ({exc}); the default settings are in use."
+            )
+        log.warning("settings file %s is unusable (%s); moved to %s", self.path, reason, target)
+        return (
+            f"Perch could not use its settings file because {reason}; it was moved to {target} and the default "
+            "settings are in use."
+        )
+
+    def save(self, settings: Settings) -> None:
+        """Write the settings atomically, then call each subscriber with (old, new); invalid values raise ValueError."""
+        data = settings.to_dict()
+        checked, problems = Settings.from_dict(data)
+        if problems or checked != settings:
+            raise ValueError("invalid settings: " + " ".join(problems or ["they do not survive a round trip"]))
+        with self._lock:
+            old = self.current  # loading first sets an unusable file aside instead of overwriting it
+            self._write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+            self._current = settings
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(old, settings)
+            except Exception:
+                log.exception("a settings subscriber failed")
+
+    def _write(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        temp = Path(name)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            temp.replace(self.path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    def subscribe(self, callback: Callable[[Settings, Settings], None]) -> Callable[[], None]:
+        """Call `callback(old, new)` after each save; returns a function that stops it."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+
+# Engine options.
+
+
+def dictation_options(settings: Settings) -> DictationOptions:
+    """Mode, pre-roll and VAD thresholds for `stt.dictation.Dictation`."""
+    from stt.dictation import DictationOptions
+    from stt.segmenter import VadOptions
+
+    threshold = settings.vad_threshold
+    vad = VadOptions(threshold=threshold, exit_threshold=max(0.01, round(threshold - EXIT_THRESHOLD_GAP, 6)))
+    return DictationOptions(mode=settings.mode, preroll_ms=PREROLL_MS if settings.preroll else 0, vad=vad)
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    """Live-text preset (`off` when disabled) and final pass for `stt.worker.EngineWorker`."""
+    from stt.worker import WorkerOptions
+
+    return WorkerOptions(partials=settings.partials_preset if settings.partials else "off", final=settings.final_pass)
+
+
+def runtime_options(settings: Settings) -> RuntimeOptions:
+    """The device for ONNX Runtime sessions."""
+    from stt.runtime import RuntimeOptions
+
+    return RuntimeOptions(device=settings.device)
+
+
+def resolved_quantization(settings: Settings, cuda_available: bool) -> Quantization:
+    """The weights to load: an explicit choice as is; `auto` is fp32 when a CUDA GPU is used, int8 otherwise.
+
+    A CUDA GPU is used when `cuda_available` and the device is not forced to `cpu`.
+    """
+    if settings.quantization == "int8":
+        return "int8"
+    if settings.quantization == "fp32":
+        return "fp32"
+    return "fp32" if cuda_available and settings.device != "cpu" else "int8"
