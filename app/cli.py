@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(parser)
     app = parser.add_argument_group("app")
     app.add_argument("--mic", metavar="NAME|INDEX", help="microphone (system default)")
-    app.add_argument("--mode", choices=("ptt", "toggle", "handsfree"), default="ptt", help="dictation mode (ptt)")
+    app.add_argument("--mode", choices=("ptt", "toggle", "handsfree"), help="dictation mode (from the settings)")
+    # With no command the settings decide; options given on the command line win for this run.
+    parser.set_defaults(model=None, quantization=None, device=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     transcribe.add_parser(sub)
     listen.add_parser(sub)

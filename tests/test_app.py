@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QApplication, QMenu
 from pytestqt.qtbot import QtBot
 
 from app import coordinator as co
 from app import ipc
 from app.gui.controller import AppOptions, Controller
+from app.history import History
 from stt.dictation import DictationOptions
 from stt.engine import Recognizer
 from stt.modelfiles import ModelFiles
@@ -25,7 +26,7 @@ from .live import HandSource, silence
 
 
 @pytest.fixture
-def controller(qtbot: QtBot, words_model: Path) -> Iterator[tuple[Controller, HandSource]]:
+def controller(qtbot: QtBot, words_model: Path, tmp_path: Path) -> Iterator[tuple[Controller, HandSource]]:
     source = HandSource()
     options = AppOptions(
         load=lambda: Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu")),
@@ -33,6 +34,7 @@ def controller(qtbot: QtBot, words_model: Path) -> Iterator[tuple[Controller, Ha
         source=lambda: source,
         dictation=DictationOptions(mode="ptt"),
         worker=WorkerOptions(partials="low"),
+        history=History(tmp_path / "history.sqlite3"),
     )
     app = Controller(options)
     app.start()
@@ -66,6 +68,13 @@ def test_push_to_talk_over_the_socket_gives_the_text(
     assert answers == ["ok", "ok"]
     assert app.typed == [(1, "seven three five")]
     assert app.state.phase is co.Phase.IDLE
+    assert QApplication.clipboard().text() == "seven three five"
+    assert app.options.history is not None
+    (entry,) = app.options.history.recent()
+    assert entry.text == "seven three five" and entry.model == "words-tdt (fp32)" and entry.device == "cpu"
+    assert entry.stop_to_final_ms is not None and entry.stop_to_typed_ms is not None
+    assert entry.stop_to_typed_ms >= entry.stop_to_final_ms
+    assert entry.audio_path is not None and Path(entry.audio_path).is_file()
 
 
 def test_unknown_command_is_refused(controller: tuple[Controller, HandSource], qtbot: QtBot) -> None:

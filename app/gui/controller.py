@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QActionGroup, QGuiApplication
@@ -16,11 +17,13 @@ from app import coordinator as co
 from app.gui.bridge import EngineBridge
 from app.gui.icons import state_icon
 from app.gui.tray import Tray
+from app.history import History, entry_from_final
 from app.ipc import CommandServer
 from stt.dictation import MODES, Dictation, DictationOptions, Mode
 from stt.engine import Recognizer
 from stt.errors import PerchError
 from stt.events import Error, Event, Final, Idle, Listening
+from stt.latency import LatencyLog
 from stt.recordings import RecordingStore
 from stt.sources import AudioSource
 from stt.worker import EngineWorker, WorkerOptions
@@ -40,6 +43,9 @@ class AppOptions:
     dictation: DictationOptions
     worker: WorkerOptions
     keep_recordings: int = 20
+    history: History | None = None
+    problems: list[str] = field(default_factory=list)
+    """Messages to show once the tray is up (a settings file that could not be read, …)."""
 
 
 class Controller(QObject):
@@ -65,11 +71,15 @@ class Controller(QObject):
         self.server = CommandServer(self.command)
         self.typed: list[tuple[int, str]] = []
         self.quit_requested = False
+        self.latency = LatencyLog()
+        self._history_ids: dict[int, int] = {}
 
     def start(self) -> None:
         """Show the tray at once; load the model and open the microphone in the background."""
         self.tray.show()
         self._refresh()
+        for problem in self.options.problems:
+            self.tray.notify("Perch settings", problem, error=True)
         self.server.listen()
         self.feed(co.ModelLoading())
         self.worker.start()
@@ -83,6 +93,8 @@ class Controller(QObject):
         self._audio_thread.shutdown()
         self.worker.close()
         self.tray.hide()
+        if self.options.history is not None:
+            self.options.history.close()
 
     # Inputs.
 
@@ -122,6 +134,7 @@ class Controller(QObject):
         if isinstance(event, Listening):
             self.feed(co.Started(event.utterance))
         elif isinstance(event, Final):
+            self._remember(event)
             self.feed(co.FinalText(event.utterance, event.text))
         elif isinstance(event, Idle):
             self.feed(co.EngineIdle())
@@ -134,6 +147,18 @@ class Controller(QObject):
                 self.feed(co.CaptureFailed(event.message))
             else:
                 self.tray.notify("Perch", event.message, error=True)
+
+    def _remember(self, final: Final) -> None:
+        """Latency and history of a final (history keeps the audio path, so nothing is ever lost)."""
+        self.latency.add_final(final)
+        history = self.options.history
+        if history is None:
+            return
+        recognizer = self.worker.recognizer
+        device = recognizer.device if recognizer is not None else ""
+        duration = max((s.end for s in final.segments), default=0.0)
+        entry = entry_from_final(final, model=self.options.model_label, device=device, duration_s=duration)
+        self._history_ids[final.utterance] = history.add(**entry)
 
     def _await_model(self) -> None:
         self.worker.ready.wait()
@@ -173,8 +198,18 @@ class Controller(QObject):
         clipboard = QGuiApplication.clipboard()
         clipboard.setText(action.text)
         self.typed.append((action.utterance, action.text))
+        self._typed_now(action.utterance)
         self.tray.notify("Perch", f"Copied to the clipboard: {action.text[:80]}")
         self.feed(co.Typed(action.utterance))
+
+    def _typed_now(self, utterance: int) -> None:
+        now = time.monotonic()
+        self.latency.add_typed(utterance, now)
+        history = self.options.history
+        entry = self._history_ids.pop(utterance, None)
+        sample = next((s for s in self.latency.samples() if s.utterance == utterance), None)
+        if history is not None and entry is not None and sample is not None and sample.stop_to_typed_ms is not None:
+            history.set_typed(entry, sample.stop_to_typed_ms)
 
     # Presentation.
 

@@ -6,12 +6,14 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import replace
 
 from app import ipc
 from app.commands.common import model_files, runtime_options
-from stt.dictation import DictationOptions
+from app.history import History
+from app.settings import SettingsStore, dictation_options, resolved_quantization, worker_options
 from stt.engine import Recognizer
-from stt.worker import WorkerOptions
+from stt.sources import AudioSource
 
 log = logging.getLogger("perch.app")
 
@@ -33,20 +35,43 @@ def run(args: argparse.Namespace) -> int:
         print("perch: Perch is already running; its settings were brought forward", file=sys.stderr)
         return 0
 
+    store = SettingsStore()
+    settings = store.load()
+    if args.mode is not None:
+        settings = replace(settings, mode=args.mode)
+    if args.mic is not None:
+        settings = replace(settings, microphone=str(args.mic))
+    args.model = args.model or settings.model
+    args.device = args.device or settings.device
+    chosen_quantization = args.quantization
+
     def load() -> Recognizer:
+        # On the engine thread: finding out whether CUDA works takes a moment, and the tray is already up.
+        if chosen_quantization is None:
+            from stt.runtime import cuda_unavailable_reason
+
+            cuda = args.device in ("auto", "cuda", "tensorrt") and not cuda_unavailable_reason()
+            args.quantization = resolved_quantization(settings, cuda_available=cuda)
+        options.model_label = f"{args.model} ({args.quantization})"
         return Recognizer(model_files(args), runtime_options(args))
 
-    def source() -> object:
+    def source() -> AudioSource:
         from stt.microphone import Microphone
 
-        return Microphone(args.mic)
+        mic: str | int | None = settings.microphone
+        if isinstance(mic, str) and mic.isdigit():
+            mic = int(mic)
+        return Microphone(mic)
 
     options = AppOptions(
         load=load,
-        model_label=f"{args.model} ({args.quantization})",
-        source=source,  # type: ignore[arg-type]
-        dictation=DictationOptions(mode=args.mode),
-        worker=WorkerOptions(partials="auto"),
+        model_label=str(args.model),
+        source=source,
+        dictation=dictation_options(settings),
+        worker=worker_options(settings),
+        keep_recordings=settings.keep_recordings,
+        history=History() if settings.history_enabled else None,
+        problems=[*store.problems],
     )
     controller = Controller(options)
     controller.start()
