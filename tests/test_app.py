@@ -69,6 +69,8 @@ def test_push_to_talk_over_the_socket_gives_the_text(
     assert app.typed == [(1, "seven three five")]
     assert app.state.phase is co.Phase.IDLE
     assert QApplication.clipboard().text() == "seven three five"
+    assert "seven three five" in app.caption.text_label.text()  # the caption showed the final
+    assert "after release" in app.caption.latency_label.text()
     assert app.options.history is not None
     (entry,) = app.options.history.recent()
     assert entry.text == "seven three five" and entry.model == "words-tdt (fp32)" and entry.device == "cpu"

@@ -15,14 +15,16 @@ from PySide6.QtWidgets import QApplication, QMenu
 
 from app import coordinator as co
 from app.gui.bridge import EngineBridge
+from app.gui.caption import CaptionWindow
 from app.gui.icons import state_icon
 from app.gui.tray import Tray
 from app.history import History, entry_from_final
 from app.ipc import CommandServer
+from app.settings import CaptionSettings
 from stt.dictation import MODES, Dictation, DictationOptions, Mode
 from stt.engine import Recognizer
 from stt.errors import PerchError
-from stt.events import Error, Event, Final, Idle, Listening
+from stt.events import Error, Event, Final, Idle, Level, Listening, Partial
 from stt.latency import LatencyLog
 from stt.recordings import RecordingStore
 from stt.sources import AudioSource
@@ -44,6 +46,8 @@ class AppOptions:
     worker: WorkerOptions
     keep_recordings: int = 20
     history: History | None = None
+    caption: CaptionSettings = field(default_factory=CaptionSettings)
+    save_caption_geometry: Callable[[tuple[int, int, int, int]], None] | None = None
     problems: list[str] = field(default_factory=list)
     """Messages to show once the tray is up (a settings file that could not be read, …)."""
 
@@ -68,6 +72,9 @@ class Controller(QObject):
         # Microphone opening and closing may take a while; they run here, in order, off the GUI thread.
         self._audio_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-control")
         self.tray = Tray(state_icon(co.Phase.LOADING), self._build_menu, self.toggle)
+        self.caption = CaptionWindow(options.caption)
+        if options.save_caption_geometry is not None:
+            self.caption.geometry_changed.connect(options.save_caption_geometry)
         self.server = CommandServer(self.command)
         self.typed: list[tuple[int, str]] = []
         self.quit_requested = False
@@ -93,6 +100,7 @@ class Controller(QObject):
         self._audio_thread.shutdown()
         self.worker.close()
         self.tray.hide()
+        self.caption.close()
         if self.options.history is not None:
             self.options.history.close()
 
@@ -131,14 +139,28 @@ class Controller(QObject):
         return "ok"
 
     def _on_engine_event(self, event: Event) -> None:
-        if isinstance(event, Listening):
+        if isinstance(event, Level):
+            if self._caption_on:
+                self.caption.set_level(event.db)
+        elif isinstance(event, Partial):
+            if self._caption_on:
+                self.caption.show_partial(event.text, event.stable_chars)
+        elif isinstance(event, Listening):
+            if self._caption_on:
+                self.caption.show_state("Listening…")
             self.feed(co.Started(event.utterance))
         elif isinstance(event, Final):
             self._remember(event)
+            if self._caption_on and event.text:
+                self.caption.show_final(event.text)
             self.feed(co.FinalText(event.utterance, event.text))
         elif isinstance(event, Idle):
             self.feed(co.EngineIdle())
+            if self._caption_on and not self.state.capturing:
+                self.caption.idle()
         elif isinstance(event, Error):
+            if self._caption_on:
+                self.caption.show_state(event.message, error=True)
             if event.kind == "model":
                 self.feed(co.ModelFailed(event.message))
             elif event.kind == "transcription" and event.utterance is not None:
@@ -147,6 +169,17 @@ class Controller(QObject):
                 self.feed(co.CaptureFailed(event.message))
             else:
                 self.tray.notify("Perch", event.message, error=True)
+
+    @property
+    def _caption_on(self) -> bool:
+        return self.options.caption.show
+
+    def show_captions(self, on: bool) -> None:
+        """Menu: show or hide the caption window."""
+        self.options.caption = replace(self.options.caption, show=on)
+        self.caption.apply_settings(self.options.caption)
+        if not on:
+            self.caption.hide()
 
     def _remember(self, final: Final) -> None:
         """Latency and history of a final (history keeps the audio path, so nothing is ever lost)."""
@@ -208,6 +241,9 @@ class Controller(QObject):
         history = self.options.history
         entry = self._history_ids.pop(utterance, None)
         sample = next((s for s in self.latency.samples() if s.utterance == utterance), None)
+        if sample is not None and self._caption_on:
+            self.caption.set_latency(sample.stop_to_typed_ms)
+            self.caption.show_state("Typed")
         if history is not None and entry is not None and sample is not None and sample.stop_to_typed_ms is not None:
             history.set_typed(entry, sample.stop_to_typed_ms)
 
@@ -241,6 +277,10 @@ class Controller(QObject):
             item.setEnabled(not recording)
             item.triggered.connect(lambda _checked=False, m=mode: self.set_mode(m))
             group.addAction(item)
+        captions = menu.addAction("Show captions")
+        captions.setCheckable(True)
+        captions.setChecked(self.options.caption.show)
+        captions.toggled.connect(self.show_captions)
         menu.addSeparator()
         menu.addAction("Quit").triggered.connect(lambda: self.command("quit"))
 

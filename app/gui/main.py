@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         worker=worker_options(settings),
         keep_recordings=settings.keep_recordings,
         history=History() if settings.history_enabled else None,
+        caption=settings.caption,
+        save_caption_geometry=lambda geometry: _save_geometry(store, geometry),
         problems=[*store.problems],
     )
     controller = Controller(options)
@@ -80,3 +82,9 @@ def run(args: argparse.Namespace) -> int:
         return int(app.exec())
     finally:
         controller.close()
+
+
+def _save_geometry(store: SettingsStore, geometry: tuple[int, int, int, int]) -> None:
+    """The caption window was moved or resized: remember where."""
+    current = store.current
+    store.save(replace(current, caption=replace(current.caption, geometry=geometry)))

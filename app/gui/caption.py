@@ -1,0 +1,537 @@
+"""The live caption: a small always-on-top window with the words being dictated, the state and the input level.
+
+The window never takes the keyboard focus, so the text keeps going to the application the person is typing into.
+It can be dragged and resized; each change of place or size is reported (debounced) through `geometry_changed`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+from PySide6.QtCore import QByteArray, QPoint, QPropertyAnimation, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QMouseEvent,
+    QMoveEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QResizeEvent,
+    QTextLayout,
+    QTextOption,
+)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizeGrip, QSizePolicy, QVBoxLayout, QWidget
+
+from app.settings import CaptionSettings, Geometry
+
+FINAL_SECONDS = 4.0
+"""How long the last text stays after dictation goes idle, before it hides or dims."""
+DEFAULT_WIDTH = 640
+BOTTOM_GAP = 48
+"""Pixels between the automatically placed caption and the bottom of the primary screen's free area."""
+VISIBLE_LINES = 2
+"""Lines of text kept visible; longer text loses its beginning."""
+MAX_MEASURED_CHARS = 4000
+"""Only this much of the end of a very long text is laid out; more never fits in a few lines."""
+GEOMETRY_DEBOUNCE_MS = 300
+FADE_MS = 250
+METER_FLOOR_DB = -60.0
+METER_INTERVAL_MS = 33
+"""Meter animation step: at most about 30 redraws a second."""
+ELLIPSIS = "…"
+
+TEXT_COLOR = "#f4f5f7"
+DIM_COLOR = "#8b919a"
+"""Text that may still change, and everything once dictation is idle."""
+STATE_COLOR = "#b4bac3"
+WARNING_COLOR = "#ffb454"
+BACKGROUND = QColor(22, 24, 28, 232)
+BORDER = QColor(255, 255, 255, 36)
+METER_TRACK = QColor(255, 255, 255, 34)
+METER_FILL = QColor("#5ec4ff")
+METER_HOT = QColor(WARNING_COLOR)
+CORNER_RADIUS = 10.0
+MARGINS = (16, 10, 16, 10)
+
+WINDOW_FLAGS = (
+    Qt.WindowType.Tool
+    | Qt.WindowType.FramelessWindowHint
+    | Qt.WindowType.WindowStaysOnTopHint
+    | Qt.WindowType.WindowDoesNotAcceptFocus
+)
+
+
+def level_fraction(db: float) -> float:
+    """How full the meter is for a level in dBFS: 0 at -60 dB or below (and for NaN), 1 at 0 dB or above."""
+    if math.isnan(db):
+        return 0.0
+    return min(1.0, max(0.0, (db - METER_FLOOR_DB) / -METER_FLOOR_DB))
+
+
+def caption_html(text: str, stable_chars: int, *, dimmed: bool = False, elided: bool = False) -> str:
+    """Rich text for a caption: the stable start in full colour, the rest dimmed; all of it escaped."""
+    stable = max(0, min(len(text), stable_chars))
+    head = html.escape(text[:stable], quote=False)
+    tail = html.escape(text[stable:], quote=False)
+    if dimmed:
+        return f'<span style="color:{DIM_COLOR}">{ELLIPSIS if elided else ""}{head}{tail}</span>'
+    prefix = f'<span style="color:{DIM_COLOR}">{ELLIPSIS}</span>' if elided else ""
+    if tail:
+        return f'{prefix}{head}<span style="color:{DIM_COLOR}">{tail}</span>'
+    return prefix + head
+
+
+def line_starts(text: str, font: QFont, width: int) -> list[int]:
+    """Where each line begins when `text` is word-wrapped at `width` pixels in `font`."""
+    layout = QTextLayout(text, font)
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapMode.WordWrap)
+    layout.setTextOption(option)
+    starts: list[int] = []
+    layout.beginLayout()
+    while True:
+        line = layout.createLine()
+        if not line.isValid():
+            break
+        line.setLineWidth(max(1, width))
+        starts.append(line.textStart())
+    layout.endLayout()
+    return starts
+
+
+def visible_start(text: str, font: QFont, width: int, lines: int = VISIBLE_LINES) -> int:
+    """The index from which `ELLIPSIS` plus the rest of `text` fits in `lines` lines (0 when all of it fits)."""
+    offset = max(0, len(text) - MAX_MEASURED_CHARS)
+    end = text[offset:]
+    starts = line_starts(end, font, width)
+    if offset == 0 and len(starts) <= lines:
+        return 0
+    start = starts[max(0, len(starts) - lines)] if len(starts) > lines else 0
+    while start < len(end):
+        while start < len(end) and end[start].isspace():
+            start += 1
+        if len(line_starts(ELLIPSIS + end[start:], font, width)) <= lines:
+            break
+        space = end.find(" ", start)
+        start = space + 1 if space > start else start + 1
+    return offset + start
+
+
+class LevelMeter(QWidget):
+    """A thin bar whose length follows the input level, rising quickly and falling slowly."""
+
+    ATTACK = 0.6
+    RELEASE = 0.25
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFixedHeight(4)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self._target = 0.0
+        self._value = 0.0
+        self._timer = QTimer(self)
+        self._timer.setInterval(METER_INTERVAL_MS)
+        self._timer.timeout.connect(self._step)
+
+    @property
+    def target(self) -> float:
+        """Where the bar is heading, from 0 (empty) to 1 (full)."""
+        return self._target
+
+    @property
+    def value(self) -> float:
+        """What the bar shows now, from 0 to 1."""
+        return self._value
+
+    def set_level(self, db: float) -> None:
+        """A new input level in dBFS."""
+        self._target = level_fraction(db)
+        if self._target != self._value and not self._timer.isActive():
+            self._timer.start()
+
+    def reset(self) -> None:
+        """Empty the bar at once."""
+        self._timer.stop()
+        self._target = self._value = 0.0
+        self.update()
+
+    def _step(self) -> None:
+        rate = self.ATTACK if self._target > self._value else self.RELEASE
+        self._value += (self._target - self._value) * rate
+        if abs(self._target - self._value) < 0.005:
+            self._value = self._target
+            self._timer.stop()
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        """The track and the filled part."""
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        track = QRectF(self.rect())
+        radius = track.height() / 2
+        painter.setBrush(METER_TRACK)
+        painter.drawRoundedRect(track, radius, radius)
+        if self._value > 0:
+            filled = QRectF(track.x(), track.y(), max(track.height(), track.width() * self._value), track.height())
+            painter.setBrush(METER_HOT if self._value > 0.9 else METER_FILL)
+            painter.drawRoundedRect(filled, radius, radius)
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that ends in an ellipsis when it does not fit; the whole text is its tooltip."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def full_text(self) -> str:
+        """The text before eliding."""
+        return self._full
+
+    def set_full_text(self, text: str) -> None:
+        """Show `text`, shortened to the label's width."""
+        self._full = " ".join(text.split())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Elide again for the current width and font."""
+        width = self.contentsRect().width()
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, width) if width > 0 else ""
+        self.setText(shown if width > 0 else self._full)
+        self.setToolTip(self._full if shown != self._full else "")
+        self.setFixedHeight(self.fontMetrics().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        """Elide for the new width."""
+        super().resizeEvent(event)
+        self.refresh()
+
+
+class CaptionWindow(QWidget):
+    """Frameless, always-on-top caption that shows live text without ever taking the focus."""
+
+    geometry_changed = Signal(tuple)
+    """(x, y, width, height) after the person moved or resized the caption; debounced."""
+
+    def __init__(
+        self,
+        settings: CaptionSettings | None = None,
+        final_seconds: float = FINAL_SECONDS,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent, WINDOW_FLAGS)
+        # Set before the first show: showing must never activate the window.
+        self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+        self.setAttribute(Qt.WidgetAttribute.WA_X11DoNotAcceptFocus)
+        self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
+        self.setAttribute(Qt.WidgetAttribute.WA_MacAlwaysShowToolWindow)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setWindowTitle("Perch caption")
+        self.final_seconds = final_seconds
+
+        self.state_label = ElidedLabel()
+        self.latency_label = QLabel()
+        self.latency_label.setStyleSheet(f"color: {DIM_COLOR};")
+        self.latency_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.latency_label.hide()
+        self.text_label = QLabel()
+        self.text_label.setTextFormat(Qt.TextFormat.RichText)
+        self.text_label.setWordWrap(True)
+        self.text_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.text_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.text_label.setStyleSheet(f"color: {TEXT_COLOR};")
+        self.meter = LevelMeter()
+        for label in (self.state_label, self.latency_label, self.text_label):
+            label.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.setSpacing(12)
+        top.addWidget(self.state_label, 1)
+        top.addWidget(self.latency_label, 0)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(*MARGINS)
+        self._layout.setSpacing(6)
+        self._layout.addLayout(top)
+        self._layout.addWidget(self.text_label, 1)
+        self._layout.addWidget(self.meter)
+        # The grip sits in the corner over the layout, not in it.
+        self.grip = QSizeGrip(self)
+        self.grip.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        self._text = ""
+        self._stable = 0
+        self._state = ""
+        self._state_error = False
+        self._active = False
+        """Between the first show_* call of an utterance and `idle()`."""
+        self._dimmed = False
+        self._auto_placed = True
+        self._last_geometry: Geometry | None = None
+        self._drag_offset: QPoint | None = None
+
+        self._linger = QTimer(self)
+        self._linger.setSingleShot(True)
+        self._linger.timeout.connect(self._after_linger)
+        self._geometry_timer = QTimer(self)
+        self._geometry_timer.setSingleShot(True)
+        self._geometry_timer.setInterval(GEOMETRY_DEBOUNCE_MS)
+        self._geometry_timer.timeout.connect(self._report_geometry)
+        self._fade = QPropertyAnimation(self, QByteArray(b"windowOpacity"), self)
+        self._fade.setDuration(FADE_MS)
+        self._fade.finished.connect(self._faded)
+
+        self._settings = CaptionSettings()
+        self._configured = False
+        self.apply_settings(settings if settings is not None else CaptionSettings())
+
+    # Public slots.
+
+    def show_partial(self, text: str, stable_chars: int) -> None:
+        """Live text: the first `stable_chars` characters in full colour, the rest dimmed."""
+        self._begin()
+        self._text, self._stable = text, stable_chars
+        self._render_text()
+
+    def show_final(self, text: str) -> None:
+        """The utterance's finished text, all in full colour."""
+        self._begin()
+        self._text, self._stable = text, len(text)
+        self._render_text()
+
+    def show_state(self, text: str, error: bool = False) -> None:
+        """The state line ("Listening…", "Typed"…); errors in a warning colour."""
+        self._begin()
+        self._state, self._state_error = text, error
+        self._render_state()
+
+    def set_level(self, db: float) -> None:
+        """The input level in dBFS; the meter spans -60 to 0 dB."""
+        self.meter.set_level(db)
+
+    def set_latency(self, ms: float | None) -> None:
+        """The last utterance's time from stop to typed text, or None to show none."""
+        if ms is None or not math.isfinite(ms) or ms < 0:
+            self.latency_label.clear()
+            self.latency_label.hide()
+            return
+        amount = f"{ms:.0f} ms" if ms < 999.5 else f"{ms / 1000:.1f} s"
+        self.latency_label.setText(f"typed {amount} after release")
+        self.latency_label.show()
+
+    def idle(self) -> None:
+        """Dictation stopped: after `final_seconds`, hide (hide_when_idle) or dim the last text.
+
+        Call it last for an utterance: any show_* call after it starts a new one, which clears the old text.
+        """
+        self._active = False
+        self.meter.reset()
+        self._linger.start(max(0, round(self.final_seconds * 1000)))
+
+    def apply_settings(self, caption: CaptionSettings) -> None:
+        """Font size, opacity, click-through, hiding when idle and geometry, applied at once."""
+        old, first = self._settings, not self._configured
+        self._settings, self._configured = caption, True
+        self._apply_fonts(caption.font_size)
+        if self._fade.state() != QPropertyAnimation.State.Running:
+            self.setWindowOpacity(caption.opacity)
+        self._set_click_through(caption.click_through)
+        if first or caption.geometry != old.geometry or (caption.geometry is None and self._auto_placed):
+            self._place(caption.geometry)
+        if not caption.show:
+            self._fade.stop()
+            self.hide()
+        elif self._active:
+            self._reveal()
+        elif self.isVisible() and not self._linger.isActive():
+            # Idle and past the linger: follow a change of hide_when_idle now.
+            if caption.hide_when_idle:
+                self._fade_out()
+            else:
+                self._stop_fade()
+                self._dimmed = True
+        self._render_text()
+        self._render_state()
+
+    # Showing and hiding.
+
+    def _begin(self) -> None:
+        if not self._active:
+            self._text, self._stable = "", 0
+            self._state, self._state_error = "", False
+            self._render_text()
+            self._render_state()
+        self._active = True
+        self._dimmed = False
+        self._linger.stop()
+        self._reveal()
+
+    def _reveal(self) -> None:
+        self._stop_fade()
+        if self._settings.show and not self.isVisible():
+            self.show()  # WA_ShowWithoutActivating: the focus stays where it is
+
+    def _after_linger(self) -> None:
+        if self._active:
+            return
+        if self._settings.hide_when_idle:
+            self._fade_out()
+        else:
+            self._dimmed = True
+            self._render_text()
+            self._render_state()
+
+    def _fade_out(self) -> None:
+        if not self.isVisible():
+            return
+        self._fade.stop()
+        self._fade.setStartValue(self.windowOpacity())
+        self._fade.setEndValue(0.0)
+        self._fade.start()
+
+    def _stop_fade(self) -> None:
+        if self._fade.state() == QPropertyAnimation.State.Running:
+            self._fade.stop()
+        self.setWindowOpacity(self._settings.opacity)
+
+    def _faded(self) -> None:
+        if not self._active:
+            self.hide()
+        self.setWindowOpacity(self._settings.opacity)
+
+    # Rendering.
+
+    def _apply_fonts(self, size: int) -> None:
+        font = QFont(self.font())
+        font.setPointSize(size)
+        self.text_label.setFont(font)
+        self.text_label.setMinimumHeight(VISIBLE_LINES * QFontMetrics(font).lineSpacing())
+        small = QFont(self.font())
+        small.setPointSize(max(8, round(size * 0.62)))
+        self.state_label.setFont(small)
+        self.state_label.refresh()
+        smaller = QFont(self.font())
+        smaller.setPointSize(max(7, round(size * 0.55)))
+        self.latency_label.setFont(smaller)
+
+    def _render_text(self) -> None:
+        font = self.text_label.font()
+        left, _, right, _ = MARGINS
+        width = self.width() - left - right
+        lines = VISIBLE_LINES
+        if self.isVisible():
+            lines = max(lines, self.text_label.contentsRect().height() // QFontMetrics(font).lineSpacing())
+        start = visible_start(self._text, font, width, lines)
+        shown = self._text[start:]
+        self.text_label.setText(caption_html(shown, self._stable - start, dimmed=self._dimmed, elided=start > 0))
+
+    def _render_state(self) -> None:
+        color = WARNING_COLOR if self._state_error else DIM_COLOR if self._dimmed else STATE_COLOR
+        style = f"color: {color};"
+        if self.state_label.styleSheet() != style:
+            self.state_label.setStyleSheet(style)
+        self.state_label.set_full_text(self._state)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        """The rounded dark background."""
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(BORDER, 1))
+        painter.setBrush(BACKGROUND)
+        painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), CORNER_RADIUS, CORNER_RADIUS)
+
+    # Place, size and click-through.
+
+    def _default_rect(self) -> QRect:
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1280, 720)
+        width = min(DEFAULT_WIDTH, max(240, area.width() - 2 * BOTTOM_GAP))
+        height = max(self.minimumSizeHint().height(), self.sizeHint().height())
+        x = area.x() + (area.width() - width) // 2
+        y = area.y() + area.height() - BOTTOM_GAP - height
+        return QRect(x, y, width, height)
+
+    def _place(self, geometry: Geometry | None) -> None:
+        rect = QRect(*geometry) if geometry is not None else None
+        if rect is not None and any(s.availableGeometry().intersects(rect) for s in QGuiApplication.screens()):
+            self.setGeometry(rect)
+            self._auto_placed = False
+        else:  # none saved, or saved on a screen that is gone
+            self.setGeometry(self._default_rect())
+            self._auto_placed = True
+        self._last_geometry = self._current_geometry()
+
+    def _current_geometry(self) -> Geometry:
+        rect = self.geometry()
+        return (rect.x(), rect.y(), rect.width(), rect.height())
+
+    def _report_geometry(self) -> None:
+        geometry = self._current_geometry()
+        if geometry != self._last_geometry:
+            self._last_geometry = geometry
+            self._auto_placed = False
+            self.geometry_changed.emit(geometry)
+
+    def _set_click_through(self, on: bool) -> None:
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, on)
+        self.grip.setVisible(not on)
+        if on:
+            self.unsetCursor()
+        else:
+            self.setCursor(Qt.CursorShape.SizeAllCursor)
+        if bool(self.windowFlags() & Qt.WindowType.WindowTransparentForInput) != on:
+            visible = self.isVisible()
+            self.setWindowFlag(Qt.WindowType.WindowTransparentForInput, on)  # this hides the window
+            if visible:
+                self.show()
+
+    # Events.
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        """Keep the grip in the corner, re-fit the text and report the size."""
+        super().resizeEvent(event)
+        hint = self.grip.sizeHint()
+        self.grip.setGeometry(
+            self.width() - hint.width() - 3, self.height() - hint.height() - 3, hint.width(), hint.height()
+        )
+        self._render_text()
+        self._geometry_timer.start()
+
+    def moveEvent(self, event: QMoveEvent) -> None:  # noqa: N802 - Qt's name
+        """Report the new position."""
+        super().moveEvent(event)
+        self._geometry_timer.start()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        """Start dragging the caption."""
+        if event.button() != Qt.MouseButton.LeftButton:
+            super().mousePressEvent(event)
+            return
+        handle = self.windowHandle()
+        if handle is not None and handle.startSystemMove():
+            self._drag_offset = None
+        else:
+            self._drag_offset = event.globalPosition().toPoint() - self.frameGeometry().topLeft()
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        """Follow the pointer while dragging."""
+        if self._drag_offset is not None and event.buttons() & Qt.MouseButton.LeftButton:
+            self.move(event.globalPosition().toPoint() - self._drag_offset)
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        """Stop dragging."""
+        self._drag_offset = None
+        super().mouseReleaseEvent(event)
