@@ -180,3 +180,13 @@ def test_help_lists_the_commands() -> None:
     assert done.returncode == 0
     for command in ("transcribe", "models", "bench"):
         assert command in done.stdout
+
+
+def test_the_tray_app_without_a_display_says_what_to_do() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run(
+        [sys.executable, "-m", "app"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert "no display" in done.stderr and "perch listen" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -21,6 +22,10 @@ log = logging.getLogger("perch.app")
 def run(args: argparse.Namespace) -> int:
     """Start the app, or bring the running one forward."""
     started = time.perf_counter()
+    problem = _no_display()
+    if problem is not None:
+        print(f"perch: error: {problem}", file=sys.stderr)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from app.gui.controller import AppOptions, Controller
@@ -88,3 +93,15 @@ def _save_geometry(store: SettingsStore, geometry: tuple[int, int, int, int]) ->
     """The caption window was moved or resized: remember where."""
     current = store.current
     store.save(replace(current, caption=replace(current.caption, geometry=geometry)))
+
+
+def _no_display() -> str | None:
+    """Why no window can open here (Linux without X11 or Wayland), or None."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "no display: the tray app needs a desktop session (DISPLAY or WAYLAND_DISPLAY is not set); "
+        "to dictate in this terminal run `perch listen`"
+    )
