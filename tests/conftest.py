@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.pulse import pulse_mic_fixture  # noqa: F401  (the `pulse_mic` fixture: a private PulseAudio microphone)
+from tests.xserver import xvfb_display_fixture  # noqa: F401  (the `xvfb_display` fixture: a private Xvfb)
 
 # Qt widgets in tests draw offscreen unless a test starts its own X server.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -35,6 +35,7 @@ def controller(qtbot: QtBot, words_model: Path, tmp_path: Path) -> Iterator[tupl
         dictation=DictationOptions(mode="ptt"),
         worker=WorkerOptions(partials="low"),
         history=History(tmp_path / "history.sqlite3"),
+        typing_strategy="clipboard",
     )
     app = Controller(options)
     app.start()

@@ -264,9 +264,7 @@ def test_streaming_finals(rig: Callable[..., Rig], speak: Speak) -> None:
     assert r.events.wait_for(Final)[0].text == "three two one go"
 
 
-def test_finals_survive_an_overloaded_engine(
-    rig: Callable[..., Rig], speak: Speak, recognizer: Recognizer
-) -> None:
+def test_finals_survive_an_overloaded_engine(rig: Callable[..., Rig], speak: Speak, recognizer: Recognizer) -> None:
     """With a slow engine partials thin out, but every utterance still gets its final."""
 
     class Slow:

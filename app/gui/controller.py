@@ -19,8 +19,9 @@ from app.gui.caption import CaptionWindow
 from app.gui.icons import state_icon
 from app.gui.tray import Tray
 from app.history import History, entry_from_final
+from app.injection import DeliveryResult, TypingMemory, WindowRef, choose_typist, deliver
 from app.ipc import CommandServer
-from app.settings import CaptionSettings
+from app.settings import CaptionSettings, TypingStrategy
 from stt.dictation import MODES, Dictation, DictationOptions, Mode
 from stt.engine import Recognizer
 from stt.errors import PerchError
@@ -47,6 +48,9 @@ class AppOptions:
     keep_recordings: int = 20
     history: History | None = None
     caption: CaptionSettings = field(default_factory=CaptionSettings)
+    typing_strategy: TypingStrategy = "auto"
+    type_into_any_focus: bool = False
+    smart_spacing: bool = True
     save_caption_geometry: Callable[[tuple[int, int, int, int]], None] | None = None
     problems: list[str] = field(default_factory=list)
     """Messages to show once the tray is up (a settings file that could not be read, …)."""
@@ -56,6 +60,8 @@ class Controller(QObject):
     """Owns the coordinator state; every input goes through `feed`, on the GUI thread."""
 
     _input = Signal(object)
+    _delivered = Signal(int, object)
+    _copy = Signal(str)
 
     def __init__(self, options: AppOptions) -> None:
         super().__init__()
@@ -64,6 +70,14 @@ class Controller(QObject):
         self.device_note = ""
         self._inputs: list[co.Input] = []
         self._input.connect(self.feed)
+        self._delivered.connect(self._on_delivered)
+        self._copy.connect(lambda text: QGuiApplication.clipboard().setText(text))
+        # Typing may wait for the person to let go of modifier keys, and a paste for the window to fetch it.
+        self._typing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-typing")
+        self.typist = choose_typist(options.typing_strategy, copy=self._copy.emit)
+        self.memory = TypingMemory()
+        self._started_in: WindowRef | None = None
+        self._targets: dict[int, WindowRef | None] = {}
         self.bridge = EngineBridge()
         self.bridge.arrived.connect(self._on_engine_event)
         store = RecordingStore(keep=options.keep_recordings)
@@ -99,6 +113,8 @@ class Controller(QObject):
         self._audio_thread.submit(self.dictation.close).result(timeout=10)
         self._audio_thread.shutdown()
         self.worker.close()
+        self._typing_thread.shutdown(wait=True)
+        self.typist.close()
         self.tray.hide()
         self.caption.close()
         if self.options.history is not None:
@@ -148,6 +164,9 @@ class Controller(QObject):
         elif isinstance(event, Listening):
             if self._caption_on:
                 self.caption.show_state("Listening…")
+            if self.dictation.options.mode == "handsfree":
+                self._started_in = self.typist.focused_window()
+            self._targets[event.utterance] = self._started_in
             self.feed(co.Started(event.utterance))
         elif isinstance(event, Final):
             self._remember(event)
@@ -156,8 +175,8 @@ class Controller(QObject):
             self.feed(co.FinalText(event.utterance, event.text))
         elif isinstance(event, Idle):
             self.feed(co.EngineIdle())
-            if self._caption_on and not self.state.capturing:
-                self.caption.idle()
+            if self._caption_on and self.state.phase in (co.Phase.IDLE, co.Phase.ERROR, co.Phase.LOADING):
+                self.caption.idle()  # nothing left to type: the caption can go
         elif isinstance(event, Error):
             if self._caption_on:
                 self.caption.show_state(event.message, error=True)
@@ -210,6 +229,7 @@ class Controller(QObject):
 
     def _do(self, action: co.Action) -> None:
         if isinstance(action, co.StartCapture):
+            self._started_in = self.typist.focused_window()
             self._audio_thread.submit(self._start_capture)
         elif isinstance(action, co.StopCapture):
             self._audio_thread.submit(self.dictation.stop)
@@ -227,13 +247,30 @@ class Controller(QObject):
             self.post(co.CaptureFailed(str(exc)))
 
     def _deliver_text(self, action: co.TypeText) -> None:
-        """The clipboard strategy: the text is copied and the person is told."""
-        clipboard = QGuiApplication.clipboard()
-        clipboard.setText(action.text)
-        self.typed.append((action.utterance, action.text))
-        self._typed_now(action.utterance)
-        self.tray.notify("Perch", f"Copied to the clipboard: {action.text[:80]}")
-        self.feed(co.Typed(action.utterance))
+        """Type (or paste) into the window that had focus when the utterance began, off the GUI thread."""
+        target = self._targets.pop(action.utterance, self._started_in)
+        self._typing_thread.submit(self._deliver_in_background, action, target)
+
+    def _deliver_in_background(self, action: co.TypeText, target: WindowRef | None) -> None:
+        result = deliver(
+            self.typist,
+            action.text,
+            target,
+            self.options.type_into_any_focus,
+            strategy=self.options.typing_strategy,
+            memory=self.memory if self.options.smart_spacing else None,
+        )
+        self._delivered.emit(action.utterance, result)
+
+    def _on_delivered(self, utterance: int, result: DeliveryResult) -> None:
+        notice = result.notice()
+        if notice:
+            self.tray.notify("Perch", notice, error=not result.delivered)
+        self.typed.append((utterance, result.text))
+        self._typed_now(utterance)
+        self.feed(co.Typed(utterance))
+        if self._caption_on and self.state.phase is co.Phase.IDLE:
+            self.caption.idle()
 
     def _typed_now(self, utterance: int) -> None:
         now = time.monotonic()
@@ -243,7 +280,6 @@ class Controller(QObject):
         sample = next((s for s in self.latency.samples() if s.utterance == utterance), None)
         if sample is not None and self._caption_on:
             self.caption.set_latency(sample.stop_to_typed_ms)
-            self.caption.show_state("Typed")
         if history is not None and entry is not None and sample is not None and sample.stop_to_typed_ms is not None:
             history.set_typed(entry, sample.stop_to_typed_ms)
 

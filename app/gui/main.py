@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         keep_recordings=settings.keep_recordings,
         history=History() if settings.history_enabled else None,
         caption=settings.caption,
+        typing_strategy=settings.typing_strategy,
+        type_into_any_focus=settings.type_into_any_focus,
+        smart_spacing=settings.smart_spacing,
         save_caption_geometry=lambda geometry: _save_geometry(store, geometry),
         problems=[*store.problems],
     )
