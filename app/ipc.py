@@ -17,7 +17,7 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 log = logging.getLogger("perch.ipc")
 
-COMMANDS = ("ptt press", "ptt release", "toggle", "cancel", "quit", "show")
+COMMANDS = ("ptt press", "ptt release", "toggle", "cancel", "quit", "show", "status")
 """What the running app accepts, one per line; it answers `ok` or `error: <why>`."""
 
 

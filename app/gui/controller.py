@@ -147,6 +147,8 @@ class Controller(QObject):
             self.toggle()
         elif line == "cancel":
             self.feed(co.Cancel())
+        elif line == "status":
+            return self.state.phase.value
         elif line == "quit":
             self.quit_requested = True
             app = QApplication.instance()
@@ -161,6 +163,7 @@ class Controller(QObject):
         elif isinstance(event, Partial):
             if self._caption_on:
                 self.caption.show_partial(event.text, event.stable_chars)
+                log.debug("caption shows partial %r", event.text)
         elif isinstance(event, Listening):
             if self._caption_on:
                 self.caption.show_state("Listening…")
