@@ -36,6 +36,8 @@ def controller(qtbot: QtBot, words_model: Path, tmp_path: Path) -> Iterator[tupl
         worker=WorkerOptions(partials="low"),
         history=History(tmp_path / "history.sqlite3"),
         typing_strategy="clipboard",
+        ptt_hotkey="",
+        toggle_hotkey="",
     )
     app = Controller(options)
     app.start()
@@ -110,6 +112,8 @@ def test_model_failure_shows_the_error(qtbot: QtBot) -> None:
         source=HandSource,
         dictation=DictationOptions(),
         worker=WorkerOptions(partials="off"),
+        ptt_hotkey="",
+        toggle_hotkey="",
     )
     app = Controller(options)
     app.start()

@@ -19,6 +19,7 @@ from app.gui.caption import CaptionWindow
 from app.gui.icons import state_icon
 from app.gui.tray import Tray
 from app.history import History, entry_from_final
+from app.hotkeys import Hotkey, HotkeyBackend, choose_backend, parse_hotkey
 from app.injection import DeliveryResult, TypingMemory, WindowRef, choose_typist, deliver
 from app.ipc import CommandServer
 from app.settings import CaptionSettings, TypingStrategy
@@ -52,6 +53,10 @@ class AppOptions:
     type_into_any_focus: bool = False
     smart_spacing: bool = True
     save_caption_geometry: Callable[[tuple[int, int, int, int]], None] | None = None
+    ptt_hotkey: str = "Ctrl+Alt+Space"
+    toggle_hotkey: str = "Ctrl+Alt+D"
+    hotkeys: Callable[[], HotkeyBackend] | None = None
+    """Builds the global-hotkey backend; None picks the one for this desktop."""
     problems: list[str] = field(default_factory=list)
     """Messages to show once the tray is up (a settings file that could not be read, …)."""
 
@@ -62,6 +67,7 @@ class Controller(QObject):
     _input = Signal(object)
     _delivered = Signal(int, object)
     _copy = Signal(str)
+    _hotkey_problem = Signal(str)
 
     def __init__(self, options: AppOptions) -> None:
         super().__init__()
@@ -90,6 +96,8 @@ class Controller(QObject):
         if options.save_caption_geometry is not None:
             self.caption.geometry_changed.connect(options.save_caption_geometry)
         self.server = CommandServer(self.command)
+        self.hotkeys = (options.hotkeys or choose_backend)()
+        self._hotkey_problem.connect(lambda text: self.tray.notify("Perch hotkeys", text, error=True))
         self.typed: list[tuple[int, str]] = []
         self.quit_requested = False
         self.latency = LatencyLog()
@@ -102,6 +110,7 @@ class Controller(QObject):
         for problem in self.options.problems:
             self.tray.notify("Perch settings", problem, error=True)
         self.server.listen()
+        self._start_hotkeys()
         self.feed(co.ModelLoading())
         self.worker.start()
         threading.Thread(target=self._await_model, name="perch-load-watch", daemon=True).start()
@@ -109,6 +118,7 @@ class Controller(QObject):
 
     def close(self) -> None:
         """Finish what was captured and stop everything."""
+        self.hotkeys.stop()
         self.server.close()
         self._audio_thread.submit(self.dictation.close).result(timeout=10)
         self._audio_thread.shutdown()
@@ -132,6 +142,33 @@ class Controller(QObject):
     def post(self, event: co.Input) -> None:
         """`feed` from any thread."""
         self._input.emit(event)
+
+    def _start_hotkeys(self) -> None:
+        """Register the push-to-talk and toggle hotkeys; the backend calls back from its own thread."""
+        problems: list[str] = []
+        keys: list[Hotkey | None] = []
+        for label, text in (("push-to-talk", self.options.ptt_hotkey), ("toggle", self.options.toggle_hotkey)):
+            try:
+                keys.append(parse_hotkey(text))
+            except ValueError as exc:
+                keys.append(None)
+                problems.append(f"The {label} hotkey cannot be used: {exc}")
+        problem = self.hotkeys.problem()
+        if problem is not None and any(keys):
+            problems.append(problem)
+        problems += self.hotkeys.register(keys[0], keys[1])
+        self.hotkeys.start(self._hotkey_down, self._hotkey_up, self._hotkey_problem.emit)
+        for message in problems:
+            self.tray.notify("Perch hotkeys", message, error=True)
+
+    def _hotkey_down(self, action: str) -> None:
+        """From the hotkey thread: push-to-talk down, or the toggle key."""
+        self.post(co.Press() if action == "ptt" else co.Toggle())
+
+    def _hotkey_up(self, action: str) -> None:
+        """From the hotkey thread: push-to-talk up (the toggle key's release means nothing)."""
+        if action == "ptt":
+            self.post(co.Release())
 
     def toggle(self) -> None:
         """Tray click, toggle hotkey or `perch toggle`."""

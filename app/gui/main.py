@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         typing_strategy=settings.typing_strategy,
         type_into_any_focus=settings.type_into_any_focus,
         smart_spacing=settings.smart_spacing,
+        ptt_hotkey=settings.ptt_hotkey,
+        toggle_hotkey=settings.toggle_hotkey,
         save_caption_geometry=lambda geometry: _save_geometry(store, geometry),
         problems=[*store.problems],
     )
