@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+from app.files import aside_name
 from stt import paths
 from stt.events import Final
 
@@ -165,12 +166,7 @@ class History:
 
     def _replace_damaged(self, reason: str) -> sqlite3.Connection:
         """Move a damaged database (and its journal files) aside, never deleting it, and start anew."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while aside.exists():
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            n += 1
+        aside = aside_name(self.path)
         try:
             self.path.rename(aside)
             for suffix in ("-wal", "-shm", "-journal"):

@@ -17,10 +17,10 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from app.files import aside_name
 from stt import paths
 from stt.catalog import DEFAULT_MODEL
 from stt.modelfiles import Quantization
@@ -404,12 +404,7 @@ class SettingsStore:
 
     def _set_aside(self, reason: str) -> str:
         """Move the unusable file to a free `settings.json.corrupt-<time>` name; the message for the person."""
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        counter = 1
-        while target.exists():
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{counter}")
-            counter += 1
+        target = aside_name(self.path)
         try:
             self.path.rename(target)
         except OSError as exc:
