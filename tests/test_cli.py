@@ -190,3 +190,11 @@ def test_the_tray_app_without_a_display_says_what_to_do() -> None:
     assert done.returncode == 1
     assert "no display" in done.stderr and "perch listen" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_models_download_offline_defaults_to_fp32() -> None:
+    """The README's first command, offline: one line that says how to get the model, exit 1."""
+    done = perch("models", "download", env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--quantization fp32" in lines[0] and "None" not in lines[0]

@@ -53,7 +53,7 @@ def _add_quantization(parser: argparse.ArgumentParser) -> None:
 
 
 def _quantization(args: argparse.Namespace) -> Quantization:
-    value: Quantization = getattr(args, "quantization", "fp32")
+    value: Quantization = getattr(args, "quantization", None) or "fp32"
     return value
 
 
