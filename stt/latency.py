@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,17 +60,17 @@ class LatencyLog:
         )
         return sample
 
-    def add_typed(self, utterance: int, typed_at: float) -> None:
-        """When the app finished typing an utterance's text (`time.monotonic()`)."""
+    def add_typed(self, utterance: int, typed_at: float) -> LatencySample | None:
+        """When the app finished typing an utterance's text (`time.monotonic()`); the completed sample."""
         with self._lock:
             sample = self._samples.get(utterance)
             if sample is None:
-                return
+                return None
             typed_ms = (typed_at - self._stopped[utterance]) * 1000
-            self._samples[utterance] = LatencySample(
-                sample.utterance, sample.stop_to_final_ms, sample.last_segment_ms, typed_ms
-            )
+            sample = replace(sample, stop_to_typed_ms=typed_ms)
+            self._samples[utterance] = sample
         log.info("utterance %d: stop→typed %.0f ms", utterance, typed_ms)
+        return sample
 
     def samples(self) -> list[LatencySample]:
         """Every utterance so far, in order."""

@@ -6,7 +6,7 @@ import resource
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -166,7 +166,8 @@ def run_live_bench(
             report.stop_to_final.append(final.timings.stop_to_final_ms)
             report.last_segment.append(final.timings.last_segment_ms)
             if speed == 1.0 and preset is not None:
-                _partial_latency(report, collector, final, started_clock, preset.latency_s)
+                preroll = dictation.options.preroll_ms / 1000
+                _partial_latency(report, collector, final, started_clock - preroll, preset.latency_s)
             source.play(room[: SAMPLE_RATE // 2])
         report.idle_seconds = idle_seconds
         if idle_seconds > 0 and microphone is not None:
@@ -185,14 +186,14 @@ def _partial_latency(
     report: LiveBenchReport,
     collector: _Collector,
     final: Final,
-    started_clock: float,
+    utterance_clock: float,
     preset_latency: float,
 ) -> None:
-    """For each word: from when its last sample was played to the first partial that shows it."""
+    """For each word: from when its last sample was played (`utterance_clock` is when the utterance's first
+    sample was) to the first partial that shows it."""
     partials = [(t, p) for t, p in collector.partials if p.utterance == final.utterance]
-    preroll = DictationOptions().preroll_ms / 1000
     for index, word in enumerate(final.words):
-        spoken = started_clock + (word.end - preroll)
+        spoken = utterance_clock + word.end
         shown = next((t for t, p in partials if len(p.text.split()) > index), None)
         if shown is None or shown < spoken:
             continue
@@ -202,7 +203,7 @@ def _partial_latency(
 
 def _idle_cpu(dictation: Dictation, source: PacedSource, room: npt.NDArray[np.float32], seconds: float) -> float:
     """CPU of the whole process, in % of one core, while hands-free listening hears only silence."""
-    dictation.options = DictationOptions(mode="handsfree")
+    dictation.options = replace(dictation.options, mode="handsfree")
     dictation.start()
     before_cpu, before_wall = _cpu_seconds(), time.monotonic()
     blocks = int(seconds * SAMPLE_RATE) // len(room) + 1

@@ -19,7 +19,7 @@ from stt.engine import SAMPLE_RATE, Recognizer
 from stt.events import Error, EventSink, Final, Idle, Partial, SegmentText, UtteranceTimings
 from stt.recordings import RecordingStore
 from stt.results import Word
-from stt.streaming import PRESETS, StreamingDecoder, StreamingPreset
+from stt.streaming import PRESETS, StreamingDecoder, StreamingPreset, StreamText
 
 log = logging.getLogger("perch.worker")
 
@@ -92,7 +92,7 @@ _URGENT = (_Close, _End, _Cancel)
 @dataclass
 class _Utterance:
     segments: dict[int, SegmentText] = field(default_factory=dict)
-    streamed: dict[int, str] = field(default_factory=dict)
+    streamed: dict[int, StreamText] = field(default_factory=dict)
     work: list[tuple[float, float]] = field(default_factory=list)
     failure: str | None = None
 
@@ -285,7 +285,7 @@ class EngineWorker:
         if decoded > 0:
             self._watch_load((step.encoder_ms + step.decode_ms) / 1000 / decoded)
         utterance = self._utterances.setdefault(key[0], _Utterance())
-        utterance.streamed[key[1]] = stream.text().text
+        utterance.streamed[key[1]] = stream.text()
         self._emit_partial(key[0])
 
     def _watch_load(self, ratio: float) -> None:
@@ -302,17 +302,16 @@ class EngineWorker:
         if utterance is None:
             return
         key = self._stream_key
-        streaming = key[1] if key is not None and key[0] == utterance_id and self._stream is not None else None
+        streaming = key[1] if key is not None and key[0] == utterance_id else None
         text, stable, settled = "", 0, True
         for index in sorted(set(utterance.segments) | set(utterance.streamed)):
             final = utterance.segments.get(index)
             if final is not None:
                 piece, piece_stable = final.text, len(final.text)
-            elif index == streaming and self._stream is not None:
-                streamed = self._stream.text()
-                piece, piece_stable = streamed.text, streamed.stable_chars
             else:
-                piece, piece_stable = utterance.streamed[index], 0
+                streamed = utterance.streamed[index]
+                # Only the stream still running keeps its stable prefix: a closed one awaits its final pass.
+                piece, piece_stable = streamed.text, streamed.stable_chars if index == streaming else 0
             if not piece:
                 continue
             separator = " " if text else ""

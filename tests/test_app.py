@@ -74,8 +74,11 @@ def test_push_to_talk_over_the_socket_gives_the_text(
     assert QApplication.clipboard().text() == "seven three five"
     assert "seven three five" in app.caption.text_label.text()  # the caption showed the final
     assert "after release" in app.caption.latency_label.text()
-    assert app.options.history is not None
-    (entry,) = app.options.history.recent()
+    history = app.options.history
+    assert history is not None
+    # The history is written on its own thread, after the text was delivered.
+    qtbot.waitUntil(lambda: any(e.stop_to_typed_ms is not None for e in history.recent()), timeout=5000)
+    (entry,) = history.recent()
     assert entry.text == "seven three five" and entry.model == "words-tdt (fp32)" and entry.device == "cpu"
     assert entry.stop_to_final_ms is not None and entry.stop_to_typed_ms is not None
     assert entry.stop_to_typed_ms >= entry.stop_to_final_ms

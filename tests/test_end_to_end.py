@@ -35,8 +35,9 @@ class App:
             stderr=(home / "stderr.txt").open("wb"),
         )
 
-    def perch(self, *args: str) -> str:
-        done = subprocess.run(
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A `perch` command against this app."""
+        return subprocess.run(
             [sys.executable, "-m", "app", *args],
             cwd=ROOT,
             env=self.env,
@@ -45,24 +46,13 @@ class App:
             timeout=30,
             check=False,
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
 
     def wait_status(self, wanted: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         status = ""
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.home / "stderr.txt").read_text()
-            done = subprocess.run(
-                [sys.executable, "-m", "app", "status"],
-                cwd=ROOT,
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            status = done.stdout.strip()
+            status = self.run("status").stdout.strip()
             if status == wanted:
                 return
             time.sleep(0.1)
@@ -79,14 +69,7 @@ class App:
 
     def close(self) -> None:
         if self.process.poll() is None:
-            subprocess.run(
-                [sys.executable, "-m", "app", "quit"],
-                cwd=ROOT,
-                env=self.env,
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
+            self.run("quit")
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -163,6 +146,9 @@ def test_push_to_talk_types_into_the_focused_window(
     finally:
         targets.close()
     assert typed == "hello world seven three five"
+    deadline = time.monotonic() + 10  # the app writes its history on a thread of its own
+    while not any(row[2] is not None for row in perch.history()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     ((text, stop_to_final, stop_to_typed),) = perch.history()
     assert text == typed  # exactly the final the app recorded
     assert stop_to_final is not None and stop_to_typed is not None and stop_to_typed >= stop_to_final

@@ -18,7 +18,7 @@ from app.gui.bridge import EngineBridge
 from app.gui.caption import CaptionWindow
 from app.gui.icons import state_icon
 from app.gui.tray import Tray
-from app.history import History, entry_from_final
+from app.history import History, NewEntry, entry_from_final
 from app.hotkeys import Hotkey, HotkeyBackend, choose_backend, parse_hotkey
 from app.injection import DeliveryResult, TypingMemory, WindowRef, choose_typist, deliver
 from app.ipc import CommandServer
@@ -102,6 +102,9 @@ class Controller(QObject):
         self.quit_requested = False
         self.latency = LatencyLog()
         self._history_ids: dict[int, int] = {}
+        """Utterance → history row; only the history thread touches it."""
+        self._history_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-history")
+        self._hotkeys_thread = threading.Thread()
 
     def start(self) -> None:
         """Show the tray at once; load the model and open the microphone in the background."""
@@ -110,7 +113,8 @@ class Controller(QObject):
         for problem in self.options.problems:
             self.tray.notify("Perch settings", problem, error=True)
         self.server.listen()
-        self._start_hotkeys()
+        self._hotkeys_thread = threading.Thread(target=self._start_hotkeys, name="perch-hotkeys-setup", daemon=True)
+        self._hotkeys_thread.start()
         self.feed(co.ModelLoading())
         self.worker.start()
         threading.Thread(target=self._await_model, name="perch-load-watch", daemon=True).start()
@@ -118,6 +122,7 @@ class Controller(QObject):
 
     def close(self) -> None:
         """Finish what was captured and stop everything."""
+        self._hotkeys_thread.join(timeout=10)
         self.hotkeys.stop()
         self.server.close()
         self._audio_thread.submit(self.dictation.close).result(timeout=10)
@@ -127,6 +132,7 @@ class Controller(QObject):
         self.typist.close()
         self.tray.hide()
         self.caption.close()
+        self._history_thread.shutdown(wait=True)
         if self.options.history is not None:
             self.options.history.close()
 
@@ -144,7 +150,7 @@ class Controller(QObject):
         self._input.emit(event)
 
     def _start_hotkeys(self) -> None:
-        """Register the push-to-talk and toggle hotkeys; the backend calls back from its own thread."""
+        """Register the push-to-talk and toggle hotkeys (off the GUI thread: a portal may take seconds to answer)."""
         problems: list[str] = []
         keys: list[Hotkey | None] = []
         for label, text in (("push-to-talk", self.options.ptt_hotkey), ("toggle", self.options.toggle_hotkey)):
@@ -153,13 +159,10 @@ class Controller(QObject):
             except ValueError as exc:
                 keys.append(None)
                 problems.append(f"The {label} hotkey cannot be used: {exc}")
-        problem = self.hotkeys.problem()
-        if problem is not None and any(keys):
-            problems.append(problem)
         problems += self.hotkeys.register(keys[0], keys[1])
         self.hotkeys.start(self._hotkey_down, self._hotkey_up, self._hotkey_problem.emit)
         for message in problems:
-            self.tray.notify("Perch hotkeys", message, error=True)
+            self._hotkey_problem.emit(message)
 
     def _hotkey_down(self, action: str) -> None:
         """From the hotkey thread: push-to-talk down, or the toggle key."""
@@ -250,7 +253,15 @@ class Controller(QObject):
         device = recognizer.device if recognizer is not None else ""
         duration = max((s.end for s in final.segments), default=0.0)
         entry = entry_from_final(final, model=self.options.model_label, device=device, duration_s=duration)
-        self._history_ids[final.utterance] = history.add(**entry)
+        self._history_thread.submit(self._add_history, history, final.utterance, entry)
+
+    def _add_history(self, history: History, utterance: int, entry: NewEntry) -> None:
+        self._history_ids[utterance] = history.add(**entry)
+
+    def _set_history_typed(self, history: History, utterance: int, typed_ms: float) -> None:
+        row = self._history_ids.pop(utterance, None)
+        if row is not None:
+            history.set_typed(row, typed_ms)
 
     def _await_model(self) -> None:
         self.worker.ready.wait()
@@ -313,15 +324,15 @@ class Controller(QObject):
             self.caption.idle()
 
     def _typed_now(self, utterance: int) -> None:
-        now = time.monotonic()
-        self.latency.add_typed(utterance, now)
-        history = self.options.history
-        entry = self._history_ids.pop(utterance, None)
-        sample = next((s for s in self.latency.samples() if s.utterance == utterance), None)
-        if sample is not None and self._caption_on:
+        sample = self.latency.add_typed(utterance, time.monotonic())
+        if sample is None or sample.stop_to_typed_ms is None:
+            return
+        if self._caption_on:
             self.caption.set_latency(sample.stop_to_typed_ms)
-        if history is not None and entry is not None and sample is not None and sample.stop_to_typed_ms is not None:
-            history.set_typed(entry, sample.stop_to_typed_ms)
+        if self.options.history is not None:
+            self._history_thread.submit(
+                self._set_history_typed, self.options.history, utterance, sample.stop_to_typed_ms
+            )
 
     # Presentation.
 

@@ -55,7 +55,7 @@ class Tray(QObject):
         kind = QSystemTrayIcon.MessageIcon.Warning if error else QSystemTrayIcon.MessageIcon.Information
         if self.available:
             self.icon.showMessage(title, message, kind, 8000)
-        log.warning("%s: %s", title, message) if error else log.info("%s: %s", title, message)
+        log.log(logging.WARNING if error else logging.INFO, "%s: %s", title, message)
 
     def hide(self) -> None:
         """Remove the icon."""
