@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import tempfile
 import threading
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from app import settings_rules as rules
 from app.files import aside_name
+from app.settings_rules import Geometry
 from stt import paths
 from stt.catalog import DEFAULT_MODEL
 from stt.modelfiles import Quantization
@@ -55,8 +56,6 @@ PREROLL_MS = 500
 """Audio kept from before the start of an utterance while the microphone stays open."""
 EXIT_THRESHOLD_GAP = 0.15
 """How far below the VAD threshold a frame must fall to start a pause."""
-
-Geometry = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -140,176 +139,59 @@ class Settings:
         """Settings from their JSON form, with a message for each value that was replaced by its default."""
         problems: list[str] = []
         if not isinstance(data, Mapping):
-            problems.append(f"The settings are not a JSON object ({_show(data)}); using the defaults.")
+            problems.append(f"The settings are not a JSON object ({rules.show(data)}); using the defaults.")
             return cls(), problems
         unknown = [str(key) for key in data if key not in _RULES and key not in ("schema_version", "caption")]
         if unknown:
             log.debug("ignoring unknown settings: %s", ", ".join(unknown))
-        values = _read_group(cls, _RULES, data, "", problems)
+        values = rules.read_group(cls, _RULES, data, "", problems)
         caption = data.get("caption")
         if caption is None:
             values["caption"] = CaptionSettings()
         elif isinstance(caption, Mapping):
-            caption_values = _read_group(CaptionSettings, _CAPTION_RULES, caption, "caption.", problems)
+            caption_values = rules.read_group(CaptionSettings, _CAPTION_RULES, caption, "caption.", problems)
             values["caption"] = CaptionSettings(**caption_values)
         else:
             problems.append(
-                f'Setting "caption" has the value {_show(caption)}, which is not an object; using the defaults.'
+                f'Setting "caption" has the value {rules.show(caption)}, which is not an object; using the defaults.'
             )
             values["caption"] = CaptionSettings()
         return cls(**values), problems
 
 
-# Validation: each rule turns a JSON value into a setting or raises ValueError.
+# Validation rules for each setting (see app/settings_rules.py).
 
-
-@dataclass(frozen=True)
-class _Rule:
-    expected: str
-    parse: Callable[[Any], Any]
-
-
-def _choice(choices: tuple[str, ...]) -> _Rule:
-    def parse(raw: Any) -> str:
-        if isinstance(raw, str) and raw in choices:
-            return raw
-        raise ValueError
-
-    return _Rule("one of " + ", ".join(json.dumps(c) for c in choices), parse)
-
-
-def _boolean() -> _Rule:
-    def parse(raw: Any) -> bool:
-        if isinstance(raw, bool):
-            return raw
-        raise ValueError
-
-    return _Rule("true or false", parse)
-
-
-def _integer(low: int, high: int | None = None) -> _Rule:
-    def parse(raw: Any) -> int:
-        if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
-            raw = int(raw)
-        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= low and (high is None or raw <= high):
-            return raw
-        raise ValueError
-
-    return _Rule(f"a whole number from {low} to {high}" if high is not None else f"a whole number ≥ {low}", parse)
-
-
-def _number(low: float, high: float) -> _Rule:
-    def parse(raw: Any) -> float:
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and low <= raw <= high:
-            return float(raw)
-        raise ValueError
-
-    return _Rule(f"a number from {low:g} to {high:g}", parse)
-
-
-def _text(*, empty: bool) -> _Rule:
-    def parse(raw: Any) -> str:
-        if isinstance(raw, str) and (empty or raw.strip()):
-            return raw
-        raise ValueError
-
-    return _Rule("text" if empty else "non-empty text", parse)
-
-
-def _device_name() -> _Rule:
-    def parse(raw: Any) -> str | None:
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return None
-        if isinstance(raw, str):
-            return raw
-        raise ValueError
-
-    return _Rule("a device name or null for the system default", parse)
-
-
-def _geometry() -> _Rule:
-    def parse(raw: Any) -> Geometry | None:
-        if raw is None:
-            return None
-        if isinstance(raw, list) and len(raw) == 4 and all(type(v) is int for v in raw) and min(raw[2:]) > 0:
-            return (raw[0], raw[1], raw[2], raw[3])
-        raise ValueError
-
-    return _Rule("null or [x, y, width, height] in whole pixels with a positive size", parse)
-
-
-_RULES: dict[str, _Rule] = {
-    "model": _text(empty=False),
-    "quantization": _choice(QUANTIZATION_CHOICES),
-    "device": _choice(DEVICE_CHOICES),
-    "mode": _choice(MODE_CHOICES),
-    "ptt_hotkey": _text(empty=True),
-    "toggle_hotkey": _text(empty=True),
-    "microphone": _device_name(),
-    "vad_threshold": _number(*VAD_THRESHOLD_RANGE),
-    "partials": _boolean(),
-    "partials_preset": _choice(PARTIALS_PRESETS),
-    "final_pass": _choice(FINAL_PASS_CHOICES),
-    "typing_strategy": _choice(TYPING_STRATEGIES),
-    "type_into_any_focus": _boolean(),
-    "smart_spacing": _boolean(),
-    "preroll": _boolean(),
-    "sound_cues": _boolean(),
-    "history_enabled": _boolean(),
-    "history_keep_days": _integer(0),
-    "keep_recordings": _integer(0),
-    "start_at_login": _boolean(),
+_RULES: dict[str, rules.Rule] = {
+    "model": rules.text(empty=False),
+    "quantization": rules.choice(QUANTIZATION_CHOICES),
+    "device": rules.choice(DEVICE_CHOICES),
+    "mode": rules.choice(MODE_CHOICES),
+    "ptt_hotkey": rules.text(empty=True),
+    "toggle_hotkey": rules.text(empty=True),
+    "microphone": rules.device_name(),
+    "vad_threshold": rules.number(*VAD_THRESHOLD_RANGE),
+    "partials": rules.boolean(),
+    "partials_preset": rules.choice(PARTIALS_PRESETS),
+    "final_pass": rules.choice(FINAL_PASS_CHOICES),
+    "typing_strategy": rules.choice(TYPING_STRATEGIES),
+    "type_into_any_focus": rules.boolean(),
+    "smart_spacing": rules.boolean(),
+    "preroll": rules.boolean(),
+    "sound_cues": rules.boolean(),
+    "history_enabled": rules.boolean(),
+    "history_keep_days": rules.integer(0),
+    "keep_recordings": rules.integer(0),
+    "start_at_login": rules.boolean(),
 }
 
-_CAPTION_RULES: dict[str, _Rule] = {
-    "show": _boolean(),
-    "font_size": _integer(*FONT_SIZE_RANGE),
-    "opacity": _number(*OPACITY_RANGE),
-    "click_through": _boolean(),
-    "hide_when_idle": _boolean(),
-    "geometry": _geometry(),
+_CAPTION_RULES: dict[str, rules.Rule] = {
+    "show": rules.boolean(),
+    "font_size": rules.integer(*FONT_SIZE_RANGE),
+    "opacity": rules.number(*OPACITY_RANGE),
+    "click_through": rules.boolean(),
+    "hide_when_idle": rules.boolean(),
+    "geometry": rules.geometry(),
 }
-
-
-def _show(value: object) -> str:
-    """A value as it would appear in the JSON file, shortened."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _json_kind(value: object) -> str:
-    """`an array`, `a string`... for a parsed JSON value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _read_group(
-    cls: type[Any], rules: dict[str, _Rule], data: Mapping[str, Any], prefix: str, problems: list[str]
-) -> dict[str, Any]:
-    defaults = cls()
-    values: dict[str, Any] = {}
-    for name, rule in rules.items():
-        if name not in data:
-            continue
-        raw = data[name]
-        try:
-            values[name] = rule.parse(raw)
-        except ValueError:
-            problems.append(
-                f'Setting "{prefix}{name}" has the value {_show(raw)}, which is not {rule.expected}; '
-                f"using {_show(getattr(defaults, name))} instead."
-            )
-    return values
 
 
 # Storage.
@@ -333,7 +215,7 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
     """Upgrade a stored form to `SCHEMA_VERSION` one step at a time; raises `_UnusableFileError` when it cannot."""
     version = data.get("schema_version", 1)
     if isinstance(version, bool) or not isinstance(version, int):
-        raise _UnusableFileError(f"its schema_version {_show(version)} is not a whole number")
+        raise _UnusableFileError(f"its schema_version {rules.show(version)} is not a whole number")
     if version > SCHEMA_VERSION:
         raise _UnusableFileError(
             f"it was written by a newer version of Perch (settings version {version}; this one knows up to "
@@ -393,7 +275,7 @@ class SettingsStore:
             except (ValueError, RecursionError) as exc:
                 raise _UnusableFileError(f"it is not valid JSON: {exc}") from exc
             if not isinstance(data, dict):
-                raise _UnusableFileError(f"it holds {_json_kind(data)} instead of a JSON object")
+                raise _UnusableFileError(f"it holds {rules.json_kind(data)} instead of a JSON object")
             data = _migrate(data)
         except _UnusableFileError as exc:
             self.problems.append(self._set_aside(str(exc)))

@@ -19,7 +19,8 @@ from PySide6.QtGui import QGuiApplication, QTextDocument
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.gui.caption import (
+from app.gui.caption import CaptionWindow
+from app.gui.caption_parts import (
     BOTTOM_GAP,
     DEFAULT_WIDTH,
     DIM_COLOR,
@@ -28,7 +29,6 @@ from app.gui.caption import (
     STATE_COLOR,
     VISIBLE_LINES,
     WARNING_COLOR,
-    CaptionWindow,
     caption_html,
     level_fraction,
     line_starts,

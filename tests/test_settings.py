@@ -12,6 +12,7 @@ from typing import Any, get_args
 import pytest
 
 import app.settings as settings_module
+from app import settings_rules as rules
 from app.settings import (
     DEVICE_CHOICES,
     FINAL_PASS_CHOICES,
@@ -190,8 +191,8 @@ def test_bad_value_is_reported_and_replaced(key: str, bad: Any) -> None:
     assert len(problems) == 1
     message = problems[0]
     assert f'"{key}"' in message
-    assert settings_module._show(bad) in message
-    assert f"using {settings_module._show(getattr(Settings(), key))} instead" in message
+    assert rules.show(bad) in message
+    assert f"using {rules.show(getattr(Settings(), key))} instead" in message
     assert "\n" not in message
 
 
@@ -219,7 +220,7 @@ def test_bad_caption_value_is_reported_and_replaced(key: str, bad: Any) -> None:
     settings, problems = Settings.from_dict(data)
     assert settings.caption == dataclasses.replace(CHANGED.caption, **{key: getattr(CaptionSettings(), key)})
     assert len(problems) == 1
-    assert f'"caption.{key}"' in problems[0] and settings_module._show(bad) in problems[0]
+    assert f'"caption.{key}"' in problems[0] and rules.show(bad) in problems[0]
 
 
 def test_several_bad_values_each_reported() -> None:
