@@ -126,6 +126,22 @@ class Dictation:
         self.stop(wait=False)
         self._stop_source()
 
+    def reconfigure(self, options: DictationOptions) -> None:
+        """New options between utterances; the microphone opens or closes to suit the new mode and pre-roll.
+
+        Raises RuntimeError while dictation is on.
+        """
+        with self._lock:
+            if self._utterance is not None or self._hands_free:
+                raise RuntimeError("dictation options cannot change while dictating")
+            self.options = options
+            self._segmenter = Segmenter(options.vad)
+            self._vad_on = False
+        if options.preroll_ms > 0 or options.mode == "handsfree":
+            self._start_source()
+        else:
+            self._stop_source()
+
     def start(self) -> None:
         """Key press (push-to-talk), toggle on, or hands-free listening on."""
         with self._lock:

@@ -7,21 +7,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
 from stt.engine import SAMPLE_RATE, Recognizer
+from stt.errors import ModelError
 from stt.events import Error, EventSink, Final, Idle, Partial, SegmentText, UtteranceTimings
 from stt.recordings import RecordingStore
 from stt.results import Word
 from stt.streaming import PRESETS, StreamingDecoder, StreamingPreset, StreamText
 
 log = logging.getLogger("perch.worker")
+
+T = TypeVar("T")
 
 PartialsChoice = Literal["auto", "low", "balanced", "quality", "off"]
 FinalChoice = Literal["full", "streaming"]
@@ -85,7 +89,18 @@ class _Cancel:
     utterance: int
 
 
-_Job = _Open | _Audio | _Close | _Drop | _End | _Cancel
+@dataclass(frozen=True)
+class _Options:
+    options: WorkerOptions
+
+
+@dataclass(frozen=True)
+class _Call:
+    work: Callable[[Recognizer], Any]
+    future: Future[Any]
+
+
+_Job = _Open | _Audio | _Close | _Drop | _End | _Cancel | _Options | _Call
 _URGENT = (_Close, _End, _Cancel)
 
 
@@ -186,6 +201,21 @@ class EngineWorker:
         """Dictation stopped: emit the final once every segment before this is done."""
         self._put(_End(utterance, stopped_at, audio, timeline_start))
 
+    def set_options(self, options: WorkerOptions) -> None:
+        """Use new options from the next segment on (queued behind the jobs already waiting)."""
+        self._put(_Options(options))
+
+    def submit(self, work: Callable[[Recognizer], T]) -> Future[T]:
+        """Run `work(recognizer)` on the engine thread after the jobs already waiting (the model is not
+        thread-safe: its sessions keep device buffers); the future fails when the model did not load."""
+        future: Future[T] = Future()
+        with self._cond:
+            if self._closing:
+                future.set_exception(RuntimeError("the engine has stopped"))
+                return future
+        self._put(_Call(work, future))
+        return future
+
     def cancel_utterance(self, utterance: int) -> None:
         """Forget an utterance: no final."""
         self._put(_Cancel(utterance))
@@ -251,11 +281,28 @@ class EngineWorker:
             self._utterances.get(job.utterance, _Utterance()).streamed.pop(job.index, None)
         elif isinstance(job, _End):
             self._end(job)
+        elif isinstance(job, _Call):
+            self._call(job)
+        elif isinstance(job, _Options):
+            old, self.options = self.options, job.options
+            if self.recognizer is not None and old.partials != job.options.partials:
+                self._choose_preset(self.recognizer)
         else:
             self._utterances.pop(job.utterance, None)
             if self._stream_key is not None and self._stream_key[0] == job.utterance:
                 self._stream = self._stream_key = None
             self._idle_if_done()
+
+    def _call(self, job: _Call) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        if self.recognizer is None:
+            job.future.set_exception(ModelError(self.load_error or "the model is not loaded"))
+            return
+        try:
+            job.future.set_result(job.work(self.recognizer))
+        except Exception as exc:
+            job.future.set_exception(exc)
 
     def _start_stream(self, job: _Open) -> None:
         self._stream = self._stream_key = None

@@ -367,3 +367,55 @@ def test_a_quick_second_press_starts_a_new_utterance(rig: Callable[..., Rig], sp
     r.dictation.stop()
     r.source.push(silence(0.1))
     assert [f.text for f in r.events.wait_for(Final, count=2)] == ["one one", "two two"]
+
+
+def test_options_change_between_utterances(rig: Callable[..., Rig], speak: Speak) -> None:
+    r = rig()
+    assert r.source.running  # pre-roll keeps the microphone open
+    r.dictation.reconfigure(DictationOptions(mode="ptt", preroll_ms=0))
+    assert not r.source.running
+    r.dictation.start()
+    with pytest.raises(RuntimeError):
+        r.dictation.reconfigure(DictationOptions(mode="toggle"))
+    r.source.push(np.concatenate([speak("nine"), silence(0.3)]))
+    r.dictation.stop()
+    assert r.events.wait_for(Final)[0].text == "nine"
+    r.events.wait_for(Idle)
+    r.dictation.reconfigure(DictationOptions(mode="handsfree", preroll_ms=500))
+    assert r.source.running and r.dictation.options.mode == "handsfree"
+
+
+def test_worker_options_change_while_it_runs(recognizer: Recognizer) -> None:
+    worker = EngineWorker(lambda: recognizer, Recorder(), WorkerOptions(partials="off"))
+    worker.start()
+    worker.ready.wait()
+    assert worker.preset is None
+    worker.set_options(WorkerOptions(partials="quality", final="streaming"))
+    worker.close()  # the queued options are applied before it stops
+    assert worker.preset is not None and worker.preset.name == "quality"
+    assert worker.options.final == "streaming"
+
+
+def test_work_submitted_to_the_engine_thread(recognizer: Recognizer, speak: Speak) -> None:
+    worker = EngineWorker(lambda: recognizer, Recorder(), WorkerOptions(partials="off"))
+    worker.start()
+    speech = speak("hello world")
+    text = worker.submit(lambda r: r.transcribe(speech).text).result(timeout=20)
+    assert text == "hello world"
+    failing = worker.submit(lambda r: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result(timeout=20)
+    worker.close()
+    with pytest.raises(RuntimeError):
+        worker.submit(lambda r: 0).result(timeout=1)
+
+
+def test_work_submitted_without_a_model_fails_with_the_load_error() -> None:
+    def broken() -> Recognizer:
+        raise OSError("no such model")
+
+    worker = EngineWorker(broken, Recorder(), WorkerOptions(partials="off"))
+    worker.start()
+    with pytest.raises(Exception, match="no such model"):
+        worker.submit(lambda r: 0).result(timeout=10)
+    worker.close()
