@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.commands import bench, control, devices, listen, models, transcribe
+from app.commands import bench, control, devices, doctor, listen, models, transcribe
 from app.commands.common import add_model_options
 
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_parser(sub)
     models.add_parser(sub)
     bench.add_parser(sub)
+    doctor.add_parser(sub)
     control.add_parsers(sub)
     return parser
 

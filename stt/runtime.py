@@ -137,6 +137,25 @@ def cuda_unavailable_reason() -> str:
     return "no usable NVIDIA GPU was found (check the driver with nvidia-smi)"
 
 
+def cuda_problem() -> str | None:
+    """None when ONNX Runtime runs sessions on an NVIDIA GPU here, else why not, in one line.
+
+    Slow (it loads the CUDA libraries and runs a tiny session): call it off the GUI thread.
+    """
+    from stt.resources import vad_model_path
+
+    provider_chain("cuda")  # loads CUDA from the pip packages where onnxruntime offers that
+    if CUDA in ort.get_available_providers():
+        try:
+            with _quiet_stderr():
+                session = ort.InferenceSession(str(vad_model_path()), providers=[CUDA, CPU])
+            if CUDA in session.get_providers():
+                return None
+        except Exception as exc:  # the reason below says what is missing
+            log.debug("CUDA check: %s", exc)
+    return cuda_unavailable_reason()
+
+
 def _cuda_options() -> dict[str, Any]:
     # Variable-length audio: EXHAUSTIVE would re-benchmark conv algorithms for every new length.
     return {"cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": True}

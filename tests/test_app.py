@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from app import coordinator as co
 from app import ipc
 from app.gui.controller import AppOptions, Controller
 from app.history import History
+from app.launch import LaunchSettings
+from app.settings import SettingsStore, dictation_options
 from stt.dictation import DictationOptions
 from stt.engine import Recognizer
 from stt.modelfiles import ModelFiles
@@ -93,7 +96,7 @@ def test_unknown_command_is_refused(controller: tuple[Controller, HandSource], q
     assert answer[0] is not None and answer[0].startswith("error: unknown command")
 
 
-def test_menu_offers_start_mode_and_quit(controller: tuple[Controller, HandSource]) -> None:
+def test_menu_offers_start_mode_and_quit(controller: tuple[Controller, HandSource], qtbot: QtBot) -> None:
     app, _ = controller
     app.tray.menu.aboutToShow.emit()
     texts = [a.text() for a in app.tray.menu.actions()]
@@ -102,7 +105,7 @@ def test_menu_offers_start_mode_and_quit(controller: tuple[Controller, HandSourc
     assert isinstance(mode_menu, QMenu)
     hands_free = next(a for a in mode_menu.actions() if a.text() == "Hands-free")
     hands_free.trigger()
-    assert app.dictation.options.mode == "handsfree"
+    qtbot.waitUntil(lambda: app.dictation.options.mode == "handsfree", timeout=5000)
 
 
 def test_model_failure_shows_the_error(qtbot: QtBot) -> None:
@@ -167,3 +170,114 @@ def test_one_instance_per_user_and_quit_from_the_command_line(words_model: Path)
             first.kill()
     gone = perch("toggle")
     assert gone.returncode == 1 and "not running" in gone.stderr
+
+
+@pytest.fixture
+def configured(
+    qtbot: QtBot, words_model: Path, tmp_path: Path
+) -> Iterator[tuple[Controller, LaunchSettings, list[HandSource], list[str]]]:
+    """A controller that follows a settings file; counts the models it loads and the microphones it opens."""
+    store = SettingsStore(tmp_path / "settings.json")
+    store.save(replace(store.load(), sound_cues=False, ptt_hotkey="", toggle_hotkey="", typing_strategy="clipboard"))
+    launch = LaunchSettings(store, {"mode": "toggle"})
+    sources: list[HandSource] = []
+    loads: list[str] = []
+
+    def load() -> Recognizer:
+        loads.append(launch.current().quantization)
+        return Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu"))
+
+    def source() -> HandSource:
+        sources.append(HandSource())
+        return sources[-1]
+
+    current = launch.current()
+    options = AppOptions(
+        load=load,
+        model_label="words-tdt (fp32)",
+        source=source,
+        dictation=dictation_options(current),
+        worker=WorkerOptions(partials="low"),
+        typing_strategy="clipboard",
+        ptt_hotkey="",
+        toggle_hotkey="",
+        settings=launch,
+    )
+    app = Controller(options)
+    app.start()
+    qtbot.waitUntil(lambda: app.state.phase is co.Phase.IDLE, timeout=20000)
+    yield app, launch, sources, loads
+    app.close()
+    launch.close()
+
+
+def test_command_line_choices_hold_until_that_setting_changes(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    launch = LaunchSettings(store, {"mode": "handsfree", "device": None})
+    assert launch.current().mode == "handsfree" and store.current.mode == "ptt"
+    store.save(replace(store.current, caption=replace(store.current.caption, font_size=30)))
+    assert launch.current().mode == "handsfree"  # another setting changed: the override holds
+    launch.update(mode="ptt")  # the same value as stored, chosen explicitly
+    assert launch.current().mode == "ptt"
+    launch.close()
+
+
+def test_settings_changes_apply_without_a_restart(
+    configured: tuple[Controller, LaunchSettings, list[HandSource], list[str]], qtbot: QtBot
+) -> None:
+    app, launch, sources, loads = configured
+    assert app.dictation.options.mode == "toggle" and len(sources) == 1 and loads == ["auto"]
+
+    launch.update(mode="handsfree", vad_threshold=0.7)
+    qtbot.waitUntil(lambda: app.dictation.options.mode == "handsfree", timeout=5000)
+    assert app.dictation.options.vad.threshold == 0.7 and len(sources) == 1
+
+    launch.update(caption=replace(launch.current().caption, font_size=31, opacity=0.5))
+    assert app.caption.windowOpacity() == pytest.approx(0.5, abs=0.01)
+    assert app.options.caption.font_size == 31
+
+    launch.update(partials_preset="quality")
+    qtbot.waitUntil(lambda: app.worker.preset is not None and app.worker.preset.name == "quality", timeout=5000)
+
+    launch.update(microphone="USB headset")
+    qtbot.waitUntil(lambda: len(sources) == 2 and sources[1].running, timeout=5000)
+    assert not sources[0].running and loads == ["auto"]
+
+    launch.update(quantization="int8")
+    qtbot.waitUntil(lambda: loads == ["auto", "int8"] and app.state.phase is co.Phase.IDLE, timeout=20000)
+    assert len(sources) == 3 and sources[2].running
+
+
+def test_settings_wait_for_the_utterance_in_progress(
+    configured: tuple[Controller, LaunchSettings, list[HandSource], list[str]], qtbot: QtBot, speak: Speak
+) -> None:
+    app, launch, sources, loads = configured
+    app.toggle()
+    qtbot.waitUntil(lambda: app.dictation.recording, timeout=5000)  # started on the control thread
+    launch.update(device="cpu")
+    sources[0].push(np.concatenate([speak("hello world"), silence(0.3)]))
+    assert loads == ["auto"]  # not while recording
+    app.toggle()
+    qtbot.waitUntil(lambda: bool(app.typed), timeout=20000)
+    assert app.typed == [(1, "hello world")]
+    qtbot.waitUntil(lambda: len(loads) == 2 and app.state.phase is co.Phase.IDLE, timeout=20000)
+
+
+def test_tray_menu_changes_settings(
+    configured: tuple[Controller, LaunchSettings, list[HandSource], list[str]], qtbot: QtBot
+) -> None:
+    app, launch, _sources, _loads = configured
+    app.tray.menu.aboutToShow.emit()
+    texts = [a.text() for a in app.tray.menu.actions()]
+    for item in ("Mode", "Microphone", "Model", "Show captions", "History…", "Settings…", "Check setup…", "Quit"):
+        assert item in texts
+    model_menu = next(a.menu() for a in app.tray.menu.actions() if a.text() == "Model")
+    assert isinstance(model_menu, QMenu)
+    labels = [a.text() for a in model_menu.actions()]
+    assert any("v3" in label and "25" in label for label in labels) and any("v2" in label for label in labels)
+    cpu = next(a for a in model_menu.actions() if a.text() == "CPU")
+    cpu.trigger()
+    assert launch.current().device == "cpu" and launch.store.load().device == "cpu"
+    mic_menu = next(a.menu() for a in app.tray.menu.actions() if a.text() == "Microphone")
+    assert isinstance(mic_menu, QMenu)
+    assert mic_menu.actions()[0].text() == "System default" and mic_menu.actions()[0].isChecked()

@@ -8,22 +8,32 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QActionGroup, QGuiApplication
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMenu
 
 from app import coordinator as co
+from app import notices
 from app.gui.bridge import EngineBridge
 from app.gui.caption import CaptionWindow
 from app.gui.icons import state_icon
+from app.gui.stall_probe import StallProbe
 from app.gui.tray import Tray
+from app.gui.tray_menu import MicrophoneList, build_menu
+from app.gui.windows import Windows
 from app.history import History, NewEntry, entry_from_final
 from app.hotkeys import Hotkey, HotkeyBackend, choose_backend, parse_hotkey
 from app.injection import DeliveryResult, TypingMemory, WindowRef, choose_typist, deliver
 from app.ipc import CommandServer
-from app.settings import CaptionSettings, TypingStrategy
-from stt.dictation import MODES, Dictation, DictationOptions, Mode
+from app.launch import LaunchSettings
+from app.settings import CaptionSettings, Settings, TypingStrategy, dictation_options, worker_options
+from app.settings_changes import settings_change
+from app.sounds import SoundCues
+from stt.audio import load_audio
+from stt.dictation import Dictation, DictationOptions, Mode
 from stt.engine import Recognizer
 from stt.errors import PerchError
 from stt.events import Error, Event, Final, Idle, Level, Listening, Partial
@@ -32,9 +42,11 @@ from stt.recordings import RecordingStore
 from stt.sources import AudioSource
 from stt.worker import EngineWorker, WorkerOptions
 
+if TYPE_CHECKING:
+    from app.doctor import DoctorContext
+
 log = logging.getLogger("perch.app")
 
-MODE_LABELS = {"ptt": "Push to talk", "toggle": "Toggle", "handsfree": "Hands-free"}
 
 
 @dataclass
@@ -59,6 +71,10 @@ class AppOptions:
     """Builds the global-hotkey backend; None picks the one for this desktop."""
     problems: list[str] = field(default_factory=list)
     """Messages to show once the tray is up (a settings file that could not be read, …)."""
+    settings: LaunchSettings | None = None
+    """The settings in effect; when given, every saved change applies at once and the menu can change them."""
+    sound_cues: bool = False
+    history_keep_days: int = 0
 
 
 class Controller(QObject):
@@ -68,16 +84,22 @@ class Controller(QObject):
     _delivered = Signal(int, object)
     _copy = Signal(str)
     _hotkey_problem = Signal(str)
+    _settings_saved = Signal(object, object)
+    _download_needed = Signal(str, str, bool)
+    _notice = Signal(object)
 
     def __init__(self, options: AppOptions) -> None:
         super().__init__()
         self.options = options
         self.state = co.State()
         self.device_note = ""
-        self._inputs: list[co.Input] = []
+        self.load_note = ""
+        """What loading waits for (a download), shown in the tooltip."""
         self._input.connect(self.feed)
         self._delivered.connect(self._on_delivered)
         self._copy.connect(lambda text: QGuiApplication.clipboard().setText(text))
+        self._notice.connect(self.notify)
+        self.notices = notices.NoticeGate()
         # Typing may wait for the person to let go of modifier keys, and a paste for the window to fetch it.
         self._typing_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-typing")
         self.typist = choose_typist(options.typing_strategy, copy=self._copy.emit)
@@ -86,9 +108,9 @@ class Controller(QObject):
         self._targets: dict[int, WindowRef | None] = {}
         self.bridge = EngineBridge()
         self.bridge.arrived.connect(self._on_engine_event)
-        store = RecordingStore(keep=options.keep_recordings)
-        self.worker = EngineWorker(options.load, self.bridge.post, options.worker, store)
-        self.dictation = Dictation(options.source(), self.worker, self.bridge.post, options.dictation, store=store)
+        self.recordings = RecordingStore(keep=options.keep_recordings)
+        self.worker = self._new_worker()
+        self.dictation = self._new_dictation()
         # Microphone opening and closing may take a while; they run here, in order, off the GUI thread.
         self._audio_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-control")
         self.tray = Tray(state_icon(co.Phase.LOADING), self._build_menu, self.toggle)
@@ -97,7 +119,11 @@ class Controller(QObject):
             self.caption.geometry_changed.connect(options.save_caption_geometry)
         self.server = CommandServer(self.command)
         self.hotkeys = (options.hotkeys or choose_backend)()
-        self._hotkey_problem.connect(lambda text: self.tray.notify("Perch hotkeys", text, error=True))
+        self._hotkey_problem.connect(lambda text: self.notify(notices.from_hotkey_problem(text)))
+        self.sounds = SoundCues(enabled=options.sound_cues)
+        self.windows = Windows(self)
+        self.microphones = MicrophoneList()
+        self.probe = StallProbe.from_env()
         self.typed: list[tuple[int, str]] = []
         self.quit_requested = False
         self.latency = LatencyLog()
@@ -105,23 +131,54 @@ class Controller(QObject):
         """Utterance → history row; only the history thread touches it."""
         self._history_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-history")
         self._hotkeys_thread = threading.Thread()
+        self._pending: set[str] = set()
+        """Settings changes that wait for dictation to finish: "model", "microphone", "dictation"."""
+        self._download_wait: tuple[threading.Event, list[tuple[str, str]]] | None = None
+        self._download_needed.connect(self._show_first_run)
+        self._settings_saved.connect(self.apply_settings)
+        self._unsubscribe: Callable[[], None] | None = None
+        if options.settings is not None:
+            self._unsubscribe = options.settings.subscribe(self._settings_saved.emit)
+
+    def _new_worker(self) -> EngineWorker:
+        return EngineWorker(self.options.load, self.bridge.post, self.options.worker, self.recordings)
+
+    def _new_dictation(self) -> Dictation:
+        options = self.options
+        return Dictation(options.source(), self.worker, self.bridge.post, options.dictation, store=self.recordings)
 
     def start(self) -> None:
         """Show the tray at once; load the model and open the microphone in the background."""
         self.tray.show()
         self._refresh()
         for problem in self.options.problems:
-            self.tray.notify("Perch settings", problem, error=True)
+            self.notify(notices.from_settings_problem(problem))
         self.server.listen()
         self._hotkeys_thread = threading.Thread(target=self._start_hotkeys, name="perch-hotkeys-setup", daemon=True)
         self._hotkeys_thread.start()
-        self.feed(co.ModelLoading())
-        self.worker.start()
-        threading.Thread(target=self._await_model, name="perch-load-watch", daemon=True).start()
+        self._start_engine()
         self._audio_thread.submit(self._open_microphone)
+        if self.options.history is not None and self.options.history_keep_days:
+            self._history_thread.submit(self._apply_retention, self.options.history)
+        settings = self.options.settings
+        if settings is not None and settings.current().start_at_login:
+            # The entry names this installation's command, which may have moved since it was written.
+            threading.Thread(target=self._set_autostart, args=(True,), daemon=True).start()
+
+    def _start_engine(self) -> None:
+        self.post(co.ModelLoading())
+        worker = self.worker
+        worker.start()
+        threading.Thread(target=self._await_model, args=(worker,), name="perch-load-watch", daemon=True).start()
 
     def close(self) -> None:
         """Finish what was captured and stop everything."""
+        if self.probe is not None:
+            self.probe.report("exit")
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._release_download_wait()
+        self.windows.close()
         self._hotkeys_thread.join(timeout=10)
         self.hotkeys.stop()
         self.server.close()
@@ -130,6 +187,7 @@ class Controller(QObject):
         self.worker.close()
         self._typing_thread.shutdown(wait=True)
         self.typist.close()
+        self.sounds.close()
         self.tray.hide()
         self.caption.close()
         self._history_thread.shutdown(wait=True)
@@ -164,6 +222,28 @@ class Controller(QObject):
         for message in problems:
             self._hotkey_problem.emit(message)
 
+    def _restart_hotkeys(self) -> None:
+        """New hotkeys: let go of the old grabs, then register the new ones (off the GUI thread)."""
+        self._hotkeys_thread.join(timeout=10)
+        old = self.hotkeys
+
+        def restart() -> None:
+            old.stop()
+            self.hotkeys = (self.options.hotkeys or choose_backend)()
+            self._start_hotkeys()
+
+        self._hotkeys_thread = threading.Thread(target=restart, name="perch-hotkeys-setup", daemon=True)
+        self._hotkeys_thread.start()
+
+    def pause_hotkeys(self, paused: bool) -> None:
+        """Let go of the global hotkeys while the settings record a new one; take them again after."""
+        if paused:
+            self._hotkeys_thread.join(timeout=10)
+            self._hotkeys_thread = threading.Thread(target=self.hotkeys.stop, name="perch-hotkeys-pause", daemon=True)
+            self._hotkeys_thread.start()
+        else:
+            self._restart_hotkeys()
+
     def _hotkey_down(self, action: str) -> None:
         """From the hotkey thread: push-to-talk down, or the toggle key."""
         self.post(co.Press() if action == "ptt" else co.Toggle())
@@ -189,12 +269,18 @@ class Controller(QObject):
             self.feed(co.Cancel())
         elif line == "status":
             return self.state.phase.value
+        elif line == "show":
+            self.windows.show_settings()
         elif line == "quit":
-            self.quit_requested = True
-            app = QApplication.instance()
-            if app is not None:
-                app.quit()
+            self.quit()
         return "ok"
+
+    def quit(self) -> None:
+        """Leave the event loop; `close` then finishes what was captured."""
+        self.quit_requested = True
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
 
     def _on_engine_event(self, event: Event) -> None:
         if isinstance(event, Level):
@@ -226,11 +312,16 @@ class Controller(QObject):
             if event.kind == "model":
                 self.feed(co.ModelFailed(event.message))
             elif event.kind == "transcription" and event.utterance is not None:
+                self._remember_failure(event)
                 self.feed(co.UtteranceFailed(event.utterance, event.message))
             elif event.kind in ("microphone", "device-lost"):
                 self.feed(co.CaptureFailed(event.message))
             else:
-                self.tray.notify("Perch", event.message, error=True)
+                self.notify(notices.from_engine_error(event.kind, event.message, model=self._model_name))
+
+    @property
+    def _model_name(self) -> str | None:
+        return self.options.settings.current().model if self.options.settings is not None else None
 
     @property
     def _caption_on(self) -> bool:
@@ -238,9 +329,16 @@ class Controller(QObject):
 
     def show_captions(self, on: bool) -> None:
         """Menu: show or hide the caption window."""
-        self.options.caption = replace(self.options.caption, show=on)
-        self.caption.apply_settings(self.options.caption)
-        if not on:
+        if self.options.settings is not None:
+            current = self.options.settings.store.current
+            self.options.settings.update(caption=replace(current.caption, show=on))
+            return
+        self._set_caption(replace(self.options.caption, show=on))
+
+    def _set_caption(self, caption: CaptionSettings) -> None:
+        self.options.caption = caption
+        self.caption.apply_settings(caption)
+        if not caption.show:
             self.caption.hide()
 
     def _remember(self, final: Final) -> None:
@@ -255,19 +353,44 @@ class Controller(QObject):
         entry = entry_from_final(final, model=self.options.model_label, device=device, duration_s=duration)
         self._history_thread.submit(self._add_history, history, final.utterance, entry)
 
+    def _remember_failure(self, error: Error) -> None:
+        """A dictation that could not be transcribed goes into the history with its audio, to try again later."""
+        history = self.options.history
+        if history is None or error.utterance is None:
+            return
+        label, audio, message = self.options.model_label, error.audio, error.message
+
+        def add() -> None:
+            history.add(text="", model=label, audio_path=audio, status="failed", error=message)
+            self.windows.history_changed.emit()
+
+        self._history_thread.submit(add)
+
     def _add_history(self, history: History, utterance: int, entry: NewEntry) -> None:
         self._history_ids[utterance] = history.add(**entry)
+        self.windows.history_changed.emit()
 
     def _set_history_typed(self, history: History, utterance: int, typed_ms: float) -> None:
         row = self._history_ids.pop(utterance, None)
         if row is not None:
             history.set_typed(row, typed_ms)
+            self.windows.history_changed.emit()
 
-    def _await_model(self) -> None:
-        self.worker.ready.wait()
-        if self.worker.recognizer is not None:
-            report = self.worker.recognizer.report
-            self.device_note = "; ".join(report.notes)
+    def _apply_retention(self, history: History) -> None:
+        history.apply_retention(self.options.history_keep_days, self.recordings.keep)
+
+    def _await_model(self, worker: EngineWorker) -> None:
+        worker.ready.wait()
+        if worker is not self.worker:
+            return  # replaced by a newer load
+        recognizer = worker.recognizer
+        if recognizer is not None:
+            self.device_note = "; ".join(recognizer.report.notes)
+            self.notices.forget(["model-missing", "model-corrupt", "model-failed"])
+            requested = self.options.settings.current().device if self.options.settings is not None else "auto"
+            notice = notices.from_device_notes(requested, recognizer.device, list(recognizer.report.notes))
+            if notice is not None:
+                self._notice.emit(notice)
             self.post(co.ModelLoaded())
 
     def _open_microphone(self) -> None:
@@ -275,21 +398,221 @@ class Controller(QObject):
             self.dictation.open()
         except PerchError as exc:
             self.post(co.CaptureFailed(str(exc)))
+        else:
+            self.notices.forget(["microphone-lost", "no-microphone"])
+
+    # First run: the model is not on disk yet.
+
+    def await_download(self, name: str, quantization: str, cuda: bool) -> tuple[str, str] | None:
+        """From the engine thread: ask the person to download a model; (name, quantization) once it is on disk,
+        None when they closed the dialog without one. `cuda` says whether a CUDA GPU would be used."""
+        done = threading.Event()
+        chosen: list[tuple[str, str]] = []
+        self._download_wait = (done, chosen)
+        self.load_note = "waiting for the model download"
+        self._download_needed.emit(name, quantization, cuda)
+        done.wait()
+        self._download_wait = None
+        self.load_note = ""
+        return chosen[0] if chosen else None
+
+    def _show_first_run(self, name: str, quantization: str, cuda: bool) -> None:
+        self._refresh()
+        self.windows.show_first_run(name, quantization, cuda)
+
+    def model_downloaded(self, name: str, quantization: str) -> None:
+        """A download finished: use that model (and load it, unless a load is waiting for exactly this)."""
+        wait = self._download_wait
+        settings = self.options.settings
+        if wait is not None:
+            if settings is not None:
+                self._pending.add("loading")  # the waiting load reads these settings; no second load
+                settings.update(model=name, quantization=quantization)
+                self._pending.discard("loading")
+            wait[1].append((name, quantization))
+            wait[0].set()
+        elif settings is not None:
+            current = settings.current()
+            if (current.model, current.quantization) != (name, quantization):
+                settings.update(model=name, quantization=quantization)
+            elif self.state.model_error is not None:
+                self._pending.add("model")
+                self._apply_pending()
+
+    def download_closed(self) -> None:
+        """The first-run dialog was closed without a model."""
+        self._release_download_wait()
+
+    def _release_download_wait(self) -> None:
+        wait = self._download_wait
+        if wait is not None:
+            wait[0].set()
+
+    # Settings.
+
+    def update_settings(self, **changes: Any) -> None:
+        """Save changed settings (from the menu); they then apply through `apply_settings`."""
+        if self.options.settings is not None:
+            self.options.settings.update(**changes)
+        elif "mode" in changes:
+            self.options.dictation = replace(self.options.dictation, mode=changes["mode"])
+            self._pending.add("dictation")
+            self._apply_pending()
+
+    def set_mode(self, mode: Mode) -> None:
+        """Switch between push-to-talk, toggle and hands-free (applied once the current utterance is done)."""
+        self.update_settings(mode=mode)
+
+    def apply_settings(self, old: Settings, new: Settings) -> None:
+        """Make a saved change take effect now, or as soon as the utterance in progress is done."""
+        change = settings_change(old, new)
+        options = self.options
+        if change.caption:
+            self._set_caption(replace(new.caption, geometry=options.caption.geometry))
+        if change.typing:
+            strategy_changed = options.typing_strategy != new.typing_strategy
+            options.typing_strategy = new.typing_strategy
+            options.type_into_any_focus = new.type_into_any_focus
+            options.smart_spacing = new.smart_spacing
+            if strategy_changed:
+                self._typing_thread.submit(self._new_typist, new.typing_strategy)
+        if change.sounds:
+            self.sounds.enabled = new.sound_cues
+        if change.hotkeys:
+            options.ptt_hotkey, options.toggle_hotkey = new.ptt_hotkey, new.toggle_hotkey
+            self._restart_hotkeys()
+        if change.history:
+            self._history_thread.submit(self._switch_history, new.history_enabled)
+        if change.retention:
+            options.history_keep_days = new.history_keep_days
+            options.keep_recordings = self.recordings.keep = new.keep_recordings
+            if options.history is not None:
+                self._history_thread.submit(self._apply_retention, options.history)
+            self.windows.retention_changed(new.history_keep_days, new.keep_recordings)
+        if change.autostart:
+            threading.Thread(target=self._set_autostart, args=(new.start_at_login,), daemon=True).start()
+        if change.worker:
+            options.worker = worker_options(new)
+            self.worker.set_options(options.worker)
+        if change.dictation:
+            options.dictation = dictation_options(new)
+            self._pending.add("dictation")
+        if change.microphone:
+            self._pending.add("microphone")
+        if change.model and "loading" not in self._pending:
+            self._pending.add("model")
+        self._apply_pending()
+
+    def _new_typist(self, strategy: TypingStrategy) -> None:
+        old, self.typist = self.typist, choose_typist(strategy, copy=self._copy.emit)
+        old.close()
+
+    def _switch_history(self, enabled: bool) -> None:
+        if enabled and self.options.history is None:
+            self.options.history = History()
+        elif not enabled and self.options.history is not None:
+            history, self.options.history = self.options.history, None
+            history.close()
+
+    def _set_autostart(self, enabled: bool) -> None:
+        from app.autostart import set_start_at_login
+
+        try:
+            set_start_at_login(enabled)
+        except OSError as exc:
+            self._notice.emit(notices.from_exception(exc))
+
+    def _apply_pending(self) -> None:
+        """Carry out changes that needed dictation to be idle, once it is."""
+        busy = self.state.capturing or self.state.phase in (co.Phase.TRANSCRIBING, co.Phase.TYPING)
+        if busy or not self._pending - {"loading"}:
+            return
+        if "model" in self._pending:
+            self._pending -= {"model", "microphone", "dictation"}
+            self.feed(co.ModelLoading())
+            self._audio_thread.submit(self._replace_pipeline, True)
+        elif "microphone" in self._pending:
+            self._pending -= {"microphone", "dictation"}
+            self._audio_thread.submit(self._replace_pipeline, False)
+        elif "dictation" in self._pending:
+            self._pending.discard("dictation")
+            self._audio_thread.submit(self._reconfigure, self.options.dictation)
+
+    def _replace_pipeline(self, reload_model: bool) -> None:
+        """On the control thread: another microphone, and with `reload_model` another model too."""
+        self.dictation.close()
+        if reload_model:
+            self.worker.close()
+            self.worker = self._new_worker()
+            self._start_engine()
+        try:
+            self.dictation = self._new_dictation()
+        except PerchError as exc:
+            self.post(co.CaptureFailed(str(exc)))
+            return
+        self._open_microphone()
+
+    def _reconfigure(self, options: DictationOptions) -> None:
+        try:
+            self.dictation.reconfigure(options)
+        except RuntimeError:
+            log.warning("dictation started before its new options applied; they apply to the next one")
+        except PerchError as exc:
+            self.post(co.CaptureFailed(str(exc)))
+
+    def doctor_context(self) -> DoctorContext:
+        """What Check setup examines: the settings in effect, with the hotkeys held by this app."""
+        from app.doctor import DoctorContext
+
+        settings = self.options.settings
+        if settings is None:
+            return DoctorContext(app_running=True)
+        return DoctorContext(
+            settings=settings.current(),
+            settings_path=settings.store.path,
+            settings_problems=tuple(settings.store.problems),
+            app_running=True,
+        )
+
+    def retranscribe(self, path: Path) -> str:
+        """Transcribe a saved recording again with the loaded model (blocks: call it off the GUI thread)."""
+        samples = load_audio(path)
+        return self.worker.submit(lambda recognizer: recognizer.transcribe(samples).text).result()
+
+    def type_again(self, text: str) -> None:
+        """Type text from the history into whatever has the focus now."""
+
+        def run() -> None:
+            result = deliver(self.typist, text, None, True, strategy=self.options.typing_strategy)
+            notice = notices.from_delivery(result)
+            if notice is not None:
+                self._notice.emit(notice)
+
+        self._typing_thread.submit(run)
 
     # Actions.
 
     def _do(self, action: co.Action) -> None:
         if isinstance(action, co.StartCapture):
             self._started_in = self.typist.focused_window()
+            self.sounds.play("start")
             self._audio_thread.submit(self._start_capture)
         elif isinstance(action, co.StopCapture):
+            self.sounds.play("stop")
             self._audio_thread.submit(self.dictation.stop)
         elif isinstance(action, co.CancelCapture):
             self._audio_thread.submit(self.dictation.cancel)
         elif isinstance(action, co.TypeText):
             self._deliver_text(action)
         else:
-            self.tray.notify("Perch", action.message, error=True)
+            self.notify(notices.from_engine_error(action.kind, action.message, model=self._model_name))
+
+    def notify(self, notice: notices.Notice) -> None:
+        """Show a notification (once per minute for the same problem; the error sound every time)."""
+        if notice.error:
+            self.sounds.play("error")
+        if self.notices.allow(notice):
+            self.tray.notify(notice.title, notice.message, error=notice.error)
 
     def _start_capture(self) -> None:
         try:
@@ -314,12 +637,14 @@ class Controller(QObject):
         self._delivered.emit(action.utterance, result)
 
     def _on_delivered(self, utterance: int, result: DeliveryResult) -> None:
-        notice = result.notice()
-        if notice:
-            self.tray.notify("Perch", notice, error=not result.delivered)
+        notice = notices.from_delivery(result)
+        if notice is not None:
+            self.notify(notice)
         self.typed.append((utterance, result.text))
         self._typed_now(utterance)
         self.feed(co.Typed(utterance))
+        if self.probe is not None:
+            self.probe.report(f"utterance {utterance} typed")
         if self._caption_on and self.state.phase is co.Phase.IDLE:
             self.caption.idle()
 
@@ -339,6 +664,8 @@ class Controller(QObject):
     def _tooltip(self) -> str:
         phase = self.state.phase.value
         lines = [f"Perch: {phase}", self.options.model_label]
+        if self.load_note and not self.state.model_ready:
+            lines.append(self.load_note)
         recognizer = self.worker.recognizer
         if recognizer is not None:
             device = "CUDA" if recognizer.device in ("cuda", "tensorrt") else "CPU"
@@ -349,31 +676,7 @@ class Controller(QObject):
 
     def _refresh(self) -> None:
         self.tray.set_state(state_icon(self.state.phase), self._tooltip())
+        self._apply_pending()
 
     def _build_menu(self, menu: QMenu) -> None:
-        recording = self.state.capturing
-        start = menu.addAction("Stop dictation" if recording else "Start dictation")
-        start.triggered.connect(self.toggle)
-        start.setEnabled(self.state.model_error is None or recording)
-        modes = menu.addMenu("Mode")
-        group = QActionGroup(modes)
-        for mode in MODES:
-            item = modes.addAction(MODE_LABELS[mode])
-            item.setCheckable(True)
-            item.setChecked(mode == self.dictation.options.mode)
-            item.setEnabled(not recording)
-            item.triggered.connect(lambda _checked=False, m=mode: self.set_mode(m))
-            group.addAction(item)
-        captions = menu.addAction("Show captions")
-        captions.setCheckable(True)
-        captions.setChecked(self.options.caption.show)
-        captions.toggled.connect(self.show_captions)
-        menu.addSeparator()
-        menu.addAction("Quit").triggered.connect(lambda: self.command("quit"))
-
-    def set_mode(self, mode: Mode) -> None:
-        """Switch between push-to-talk, toggle and hands-free (not while recording)."""
-        if self.state.capturing:
-            return
-        self.dictation.options = replace(self.dictation.options, mode=mode)
-        self._audio_thread.submit(self._open_microphone)
+        build_menu(menu, self)

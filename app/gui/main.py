@@ -12,8 +12,10 @@ from dataclasses import replace
 from app import ipc
 from app.commands.common import model_files, runtime_options
 from app.history import History
+from app.launch import LaunchSettings
 from app.settings import SettingsStore, dictation_options, resolved_quantization, worker_options
 from stt.engine import Recognizer
+from stt.errors import ModelNotFoundError
 from stt.sources import AudioSource
 
 log = logging.getLogger("perch.app")
@@ -29,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.gui.controller import AppOptions, Controller
+    from app.gui.download_dialog import needs_download
     from app.logs import setup_app_logging
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -41,57 +44,83 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     store = SettingsStore()
-    settings = store.load()
-    if args.mode is not None:
-        settings = replace(settings, mode=args.mode)
-    if args.mic is not None:
-        settings = replace(settings, microphone=str(args.mic))
-    args.model = args.model or settings.model
-    args.device = args.device or settings.device
-    chosen_quantization = args.quantization
+    store.load()
+    overrides = {
+        "mode": args.mode,
+        "microphone": None if args.mic is None else str(args.mic),
+        "model": args.model,
+        "quantization": args.quantization,
+        "device": args.device,
+    }
+    launch = LaunchSettings(store, overrides)
+    settings = launch.current()
+    controllers: list[Controller] = []
 
     def load() -> Recognizer:
         # On the engine thread: finding out whether CUDA works takes a moment, and the tray is already up.
-        if chosen_quantization is None:
-            from stt.runtime import cuda_unavailable_reason
-
-            cuda = args.device in ("auto", "cuda", "tensorrt") and not cuda_unavailable_reason()
-            args.quantization = resolved_quantization(settings, cuda_available=cuda)
-        options.model_label = f"{args.model} ({args.quantization})"
-        return Recognizer(model_files(args), runtime_options(args))
+        current = launch.current()
+        cuda = current.quantization == "auto" and _cuda_usable(current.device)
+        quantization = resolved_quantization(current, cuda_available=cuda)
+        if needs_download(current.model, quantization):
+            chosen = controllers[0].await_download(current.model, current.quantization, cuda)
+            if chosen is None:
+                raise ModelNotFoundError(
+                    f"no speech model is downloaded yet: choose one in Settings ▸ Model, or run "
+                    f"`perch models download {current.model} --quantization {quantization}`"
+                )
+            current = launch.current()
+            quantization = resolved_quantization(current, cuda_available=cuda)
+        options.model_label = f"{current.model} ({quantization})"
+        chosen_args = argparse.Namespace(
+            model=current.model, quantization=quantization, device=current.device, threads=args.threads
+        )
+        return Recognizer(model_files(chosen_args), runtime_options(chosen_args))
 
     def source() -> AudioSource:
         from stt.microphone import Microphone
 
-        mic: str | int | None = settings.microphone
+        mic: str | int | None = launch.current().microphone
         if isinstance(mic, str) and mic.isdigit():
             mic = int(mic)
         return Microphone(mic)
 
     options = AppOptions(
         load=load,
-        model_label=str(args.model),
+        model_label=str(settings.model),
         source=source,
         dictation=dictation_options(settings),
         worker=worker_options(settings),
         keep_recordings=settings.keep_recordings,
         history=History() if settings.history_enabled else None,
+        history_keep_days=settings.history_keep_days,
         caption=settings.caption,
         typing_strategy=settings.typing_strategy,
         type_into_any_focus=settings.type_into_any_focus,
         smart_spacing=settings.smart_spacing,
         ptt_hotkey=settings.ptt_hotkey,
         toggle_hotkey=settings.toggle_hotkey,
+        sound_cues=settings.sound_cues,
         save_caption_geometry=lambda geometry: _save_geometry(store, geometry),
         problems=[*store.problems],
+        settings=launch,
     )
     controller = Controller(options)
+    controllers.append(controller)
     controller.start()
     log.info("tray up %.0f ms after start", (time.perf_counter() - started) * 1000)
     try:
         return int(app.exec())
     finally:
         controller.close()
+
+
+def _cuda_usable(device: str) -> bool:
+    """Whether sessions for `device` would run on a CUDA GPU."""
+    if device == "cpu":
+        return False
+    from stt.runtime import cuda_problem
+
+    return cuda_problem() is None
 
 
 def _save_geometry(store: SettingsStore, geometry: tuple[int, int, int, int]) -> None:

@@ -65,6 +65,8 @@ class Tray(QObject):
 
     def _rebuild(self) -> None:
         self.menu.clear()
+        for submenu in self.menu.findChildren(QMenu):
+            submenu.deleteLater()  # clear() keeps the submenus of the last build alive
         self._build_menu(self.menu)
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:

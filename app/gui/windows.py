@@ -1,0 +1,126 @@
+"""The windows the tray opens: settings, history, check setup and the model download; each made on first use."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
+
+if TYPE_CHECKING:
+    from app.gui.controller import Controller
+    from stt.modelfiles import Quantization
+
+log = logging.getLogger("perch.app")
+
+
+class Windows(QObject):
+    """Opens each window once and brings it forward when asked again."""
+
+    history_changed = Signal()
+    """A dictation was added to the history or updated (from any thread)."""
+
+    def __init__(self, app: Controller) -> None:
+        super().__init__()
+        self._app = app
+        self.settings: Any = None
+        self.history: Any = None
+        self.check_setup: Any = None
+        self.first_run: Any = None
+        self.history_changed.connect(self._history_changed)
+
+    def show_settings(self, page: str | None = None) -> None:
+        """The settings dialog (on `page` when given)."""
+        launch = self._app.options.settings
+        if launch is None:
+            log.info("no settings store: the settings dialog is not available")
+            return
+        if self.settings is None:
+            from app.gui.settings_dialog import SettingsDialog
+
+            self.settings = SettingsDialog(launch.store)
+            self.settings.download_requested.connect(self.show_first_run)
+            # The global grab would swallow the very keys being recorded for a new hotkey.
+            self.settings.hotkey_capture_changed.connect(self._app.pause_hotkeys)
+        if page is not None:
+            self.settings.show_page(page)
+        _bring_forward(self.settings)
+
+    def show_history(self) -> None:
+        """The history window (a note when history is off)."""
+        history = self._app.options.history
+        if history is None:
+            self._app.tray.notify("Perch", "History is turned off; turn it on in Settings ▸ History.")
+            return
+        if self.history is None or self.history.history is not history:
+            from app.gui.history_window import HistoryWindow
+
+            options = self._app.options
+            self.history = HistoryWindow(
+                history,
+                type_text=self._app.type_again,
+                retranscribe=self._app.retranscribe,
+                retention=(options.history_keep_days, options.keep_recordings),
+            )
+        else:
+            self.history.refresh()
+        _bring_forward(self.history)
+
+    def show_check_setup(self) -> None:
+        """The Check setup window; it runs the checks each time it opens."""
+        from app.gui.check_setup import CheckSetupWindow
+
+        if self.check_setup is None:
+            self.check_setup = CheckSetupWindow(self._app.doctor_context)
+        else:
+            self.check_setup.run()
+        _bring_forward(self.check_setup)
+
+    def show_first_run(self, name: str, quantization: str, cuda: bool | None = None) -> None:
+        """The model download dialog for `name`; with `quantization` "auto" it recommends the variant for
+        `cuda` (by default: whether the loaded model runs on CUDA)."""
+        if self.first_run is not None and self.first_run.isVisible():
+            _bring_forward(self.first_run)
+            return
+        from app.gui.download_dialog import FirstRunDialog
+
+        if cuda is None:
+            recognizer = self._app.worker.recognizer
+            cuda = recognizer is not None and recognizer.device in ("cuda", "tensorrt")
+        chosen: Quantization | None = "int8" if quantization == "int8" else "fp32" if quantization == "fp32" else None
+        self.first_run = FirstRunDialog(cuda, name=name, quantization=chosen)
+        ready: list[bool] = []
+
+        def model_ready(model: str, variant: str) -> None:
+            ready.append(True)
+            self._app.model_downloaded(model, variant)
+            if self.settings is not None:
+                self.settings.refresh_model_status()
+
+        self.first_run.model_ready.connect(model_ready)
+        self.first_run.finished.connect(lambda _result: None if ready else self._app.download_closed())
+        _bring_forward(self.first_run)
+
+    def retention_changed(self, keep_days: int, keep_recordings: int) -> None:
+        """Retention settings changed: the history window shows and applies them."""
+        if self.history is not None:
+            self.history.apply_retention(keep_days, keep_recordings)
+
+    def _history_changed(self) -> None:
+        if self.history is not None and self.history.isVisible():
+            self.history.entry_added()
+
+    def close(self) -> None:
+        """Close every window that was opened."""
+        for window in (self.settings, self.history, self.check_setup, self.first_run):
+            if window is not None:
+                window.close()
+        if self.history is not None:
+            self.history.shutdown()  # before the history database closes
+
+
+def _bring_forward(window: QWidget) -> None:
+    window.show()
+    window.raise_()
+    window.activateWindow()
