@@ -281,3 +281,76 @@ def test_tray_menu_changes_settings(
     mic_menu = next(a.menu() for a in app.tray.menu.actions() if a.text() == "Microphone")
     assert isinstance(mic_menu, QMenu)
     assert mic_menu.actions()[0].text() == "System default" and mic_menu.actions()[0].isChecked()
+
+
+def test_first_run_waits_for_the_download_dialog(qtbot: QtBot, words_model: Path, tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    launch = LaunchSettings(store)
+    apps: list[Controller] = []
+    asked: list[tuple[str, str]] = []
+
+    def load() -> Recognizer:
+        chosen = apps[0].live.await_download("parakeet-tdt-0.6b-v3", "auto", False)
+        if chosen is None:
+            raise RuntimeError("no speech model is downloaded yet")
+        asked.append(chosen)
+        return Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu"))
+
+    options = AppOptions(
+        load=load,
+        model_label="words-tdt",
+        source=HandSource,
+        dictation=DictationOptions(),
+        worker=WorkerOptions(partials="off"),
+        ptt_hotkey="",
+        toggle_hotkey="",
+        settings=launch,
+    )
+    app = Controller(options)
+    apps.append(app)
+    app.start()
+    try:
+        qtbot.waitUntil(lambda: app.windows.first_run is not None and app.windows.first_run.isVisible(), timeout=5000)
+        assert app.state.phase is co.Phase.LOADING and "waiting for the model download" in app.tray.icon.toolTip()
+        app.windows.first_run.model_ready.emit("parakeet-tdt-0.6b-v2", "int8")  # as after a finished download
+        qtbot.waitUntil(lambda: app.state.phase is co.Phase.IDLE, timeout=20000)
+        assert asked == [("parakeet-tdt-0.6b-v2", "int8")]
+        saved = store.load()
+        assert (saved.model, saved.quantization) == ("parakeet-tdt-0.6b-v2", "int8")
+        qtbot.wait(300)
+        assert app.worker.recognizer is not None and asked == [("parakeet-tdt-0.6b-v2", "int8")]  # loaded once
+    finally:
+        app.close()
+        launch.close()
+
+
+def test_closing_the_download_dialog_leaves_a_clear_error(qtbot: QtBot, tmp_path: Path) -> None:
+    launch = LaunchSettings(SettingsStore(tmp_path / "settings.json"))
+    apps: list[Controller] = []
+
+    def load() -> Recognizer:
+        if apps[0].live.await_download("parakeet-tdt-0.6b-v3", "auto", False) is None:
+            raise RuntimeError("no speech model is downloaded yet: choose one in Settings ▸ Model")
+        raise AssertionError("the dialog was closed")
+
+    options = AppOptions(
+        load=load,
+        model_label="parakeet",
+        source=HandSource,
+        dictation=DictationOptions(),
+        worker=WorkerOptions(partials="off"),
+        ptt_hotkey="",
+        toggle_hotkey="",
+        settings=launch,
+    )
+    app = Controller(options)
+    apps.append(app)
+    app.start()
+    try:
+        qtbot.waitUntil(lambda: app.windows.first_run is not None and app.windows.first_run.isVisible(), timeout=5000)
+        app.windows.first_run.close()
+        qtbot.waitUntil(lambda: app.state.phase is co.Phase.ERROR, timeout=10000)
+        assert "Settings ▸ Model" in app.tray.icon.toolTip()
+    finally:
+        app.close()
+        launch.close()

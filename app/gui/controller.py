@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QGuiApplication
@@ -20,6 +20,7 @@ from app import notices
 from app.gui.bridge import EngineBridge
 from app.gui.caption import CaptionWindow
 from app.gui.icons import state_icon
+from app.gui.live_settings import LiveSettings
 from app.gui.stall_probe import StallProbe
 from app.gui.tray import Tray
 from app.gui.tray_menu import MicrophoneList, build_menu
@@ -29,11 +30,10 @@ from app.hotkeys import Hotkey, HotkeyBackend, choose_backend, parse_hotkey
 from app.injection import DeliveryResult, TypingMemory, WindowRef, choose_typist, deliver
 from app.ipc import CommandServer
 from app.launch import LaunchSettings
-from app.settings import CaptionSettings, Settings, TypingStrategy, dictation_options, worker_options
-from app.settings_changes import settings_change
+from app.settings import CaptionSettings, TypingStrategy
 from app.sounds import SoundCues
 from stt.audio import load_audio
-from stt.dictation import Dictation, DictationOptions, Mode
+from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
 from stt.errors import PerchError
 from stt.events import Error, Event, Final, Idle, Level, Listening, Partial
@@ -84,8 +84,6 @@ class Controller(QObject):
     _delivered = Signal(int, object)
     _copy = Signal(str)
     _hotkey_problem = Signal(str)
-    _settings_saved = Signal(object, object)
-    _download_needed = Signal(str, str, bool)
     _notice = Signal(object)
 
     def __init__(self, options: AppOptions) -> None:
@@ -131,14 +129,7 @@ class Controller(QObject):
         """Utterance → history row; only the history thread touches it."""
         self._history_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-history")
         self._hotkeys_thread = threading.Thread()
-        self._pending: set[str] = set()
-        """Settings changes that wait for dictation to finish: "model", "microphone", "dictation"."""
-        self._download_wait: tuple[threading.Event, list[tuple[str, str]]] | None = None
-        self._download_needed.connect(self._show_first_run)
-        self._settings_saved.connect(self.apply_settings)
-        self._unsubscribe: Callable[[], None] | None = None
-        if options.settings is not None:
-            self._unsubscribe = options.settings.subscribe(self._settings_saved.emit)
+        self.live = LiveSettings(self)
 
     def _new_worker(self) -> EngineWorker:
         return EngineWorker(self.options.load, self.bridge.post, self.options.worker, self.recordings)
@@ -163,7 +154,7 @@ class Controller(QObject):
         settings = self.options.settings
         if settings is not None and settings.current().start_at_login:
             # The entry names this installation's command, which may have moved since it was written.
-            threading.Thread(target=self._set_autostart, args=(True,), daemon=True).start()
+            threading.Thread(target=self.live.set_autostart, args=(True,), daemon=True).start()
 
     def _start_engine(self) -> None:
         self.post(co.ModelLoading())
@@ -175,9 +166,7 @@ class Controller(QObject):
         """Finish what was captured and stop everything."""
         if self.probe is not None:
             self.probe.report("exit")
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        self._release_download_wait()
+        self.live.close()
         self.windows.close()
         self._hotkeys_thread.join(timeout=10)
         self.hotkeys.stop()
@@ -401,165 +390,6 @@ class Controller(QObject):
         else:
             self.notices.forget(["microphone-lost", "no-microphone"])
 
-    # First run: the model is not on disk yet.
-
-    def await_download(self, name: str, quantization: str, cuda: bool) -> tuple[str, str] | None:
-        """From the engine thread: ask the person to download a model; (name, quantization) once it is on disk,
-        None when they closed the dialog without one. `cuda` says whether a CUDA GPU would be used."""
-        done = threading.Event()
-        chosen: list[tuple[str, str]] = []
-        self._download_wait = (done, chosen)
-        self.load_note = "waiting for the model download"
-        self._download_needed.emit(name, quantization, cuda)
-        done.wait()
-        self._download_wait = None
-        self.load_note = ""
-        return chosen[0] if chosen else None
-
-    def _show_first_run(self, name: str, quantization: str, cuda: bool) -> None:
-        self._refresh()
-        self.windows.show_first_run(name, quantization, cuda)
-
-    def model_downloaded(self, name: str, quantization: str) -> None:
-        """A download finished: use that model (and load it, unless a load is waiting for exactly this)."""
-        wait = self._download_wait
-        settings = self.options.settings
-        if wait is not None:
-            if settings is not None:
-                self._pending.add("loading")  # the waiting load reads these settings; no second load
-                settings.update(model=name, quantization=quantization)
-                self._pending.discard("loading")
-            wait[1].append((name, quantization))
-            wait[0].set()
-        elif settings is not None:
-            current = settings.current()
-            if (current.model, current.quantization) != (name, quantization):
-                settings.update(model=name, quantization=quantization)
-            elif self.state.model_error is not None:
-                self._pending.add("model")
-                self._apply_pending()
-
-    def download_closed(self) -> None:
-        """The first-run dialog was closed without a model."""
-        self._release_download_wait()
-
-    def _release_download_wait(self) -> None:
-        wait = self._download_wait
-        if wait is not None:
-            wait[0].set()
-
-    # Settings.
-
-    def update_settings(self, **changes: Any) -> None:
-        """Save changed settings (from the menu); they then apply through `apply_settings`."""
-        if self.options.settings is not None:
-            self.options.settings.update(**changes)
-        elif "mode" in changes:
-            self.options.dictation = replace(self.options.dictation, mode=changes["mode"])
-            self._pending.add("dictation")
-            self._apply_pending()
-
-    def set_mode(self, mode: Mode) -> None:
-        """Switch between push-to-talk, toggle and hands-free (applied once the current utterance is done)."""
-        self.update_settings(mode=mode)
-
-    def apply_settings(self, old: Settings, new: Settings) -> None:
-        """Make a saved change take effect now, or as soon as the utterance in progress is done."""
-        change = settings_change(old, new)
-        options = self.options
-        if change.caption:
-            self._set_caption(replace(new.caption, geometry=options.caption.geometry))
-        if change.typing:
-            strategy_changed = options.typing_strategy != new.typing_strategy
-            options.typing_strategy = new.typing_strategy
-            options.type_into_any_focus = new.type_into_any_focus
-            options.smart_spacing = new.smart_spacing
-            if strategy_changed:
-                self._typing_thread.submit(self._new_typist, new.typing_strategy)
-        if change.sounds:
-            self.sounds.enabled = new.sound_cues
-        if change.hotkeys:
-            options.ptt_hotkey, options.toggle_hotkey = new.ptt_hotkey, new.toggle_hotkey
-            self._restart_hotkeys()
-        if change.history:
-            self._history_thread.submit(self._switch_history, new.history_enabled)
-        if change.retention:
-            options.history_keep_days = new.history_keep_days
-            options.keep_recordings = self.recordings.keep = new.keep_recordings
-            if options.history is not None:
-                self._history_thread.submit(self._apply_retention, options.history)
-            self.windows.retention_changed(new.history_keep_days, new.keep_recordings)
-        if change.autostart:
-            threading.Thread(target=self._set_autostart, args=(new.start_at_login,), daemon=True).start()
-        if change.worker:
-            options.worker = worker_options(new)
-            self.worker.set_options(options.worker)
-        if change.dictation:
-            options.dictation = dictation_options(new)
-            self._pending.add("dictation")
-        if change.microphone:
-            self._pending.add("microphone")
-        if change.model and "loading" not in self._pending:
-            self._pending.add("model")
-        self._apply_pending()
-
-    def _new_typist(self, strategy: TypingStrategy) -> None:
-        old, self.typist = self.typist, choose_typist(strategy, copy=self._copy.emit)
-        old.close()
-
-    def _switch_history(self, enabled: bool) -> None:
-        if enabled and self.options.history is None:
-            self.options.history = History()
-        elif not enabled and self.options.history is not None:
-            history, self.options.history = self.options.history, None
-            history.close()
-
-    def _set_autostart(self, enabled: bool) -> None:
-        from app.autostart import set_start_at_login
-
-        try:
-            set_start_at_login(enabled)
-        except OSError as exc:
-            self._notice.emit(notices.from_exception(exc))
-
-    def _apply_pending(self) -> None:
-        """Carry out changes that needed dictation to be idle, once it is."""
-        busy = self.state.capturing or self.state.phase in (co.Phase.TRANSCRIBING, co.Phase.TYPING)
-        if busy or not self._pending - {"loading"}:
-            return
-        if "model" in self._pending:
-            self._pending -= {"model", "microphone", "dictation"}
-            self.feed(co.ModelLoading())
-            self._audio_thread.submit(self._replace_pipeline, True)
-        elif "microphone" in self._pending:
-            self._pending -= {"microphone", "dictation"}
-            self._audio_thread.submit(self._replace_pipeline, False)
-        elif "dictation" in self._pending:
-            self._pending.discard("dictation")
-            self._audio_thread.submit(self._reconfigure, self.options.dictation)
-
-    def _replace_pipeline(self, reload_model: bool) -> None:
-        """On the control thread: another microphone, and with `reload_model` another model too."""
-        self.dictation.close()
-        if reload_model:
-            self.worker.close()
-            self.worker = self._new_worker()
-            self._start_engine()
-        try:
-            self.dictation = self._new_dictation()
-        except PerchError as exc:
-            self.post(co.CaptureFailed(str(exc)))
-            return
-        self._open_microphone()
-
-    def _reconfigure(self, options: DictationOptions) -> None:
-        try:
-            self.dictation.reconfigure(options)
-        except RuntimeError:
-            log.warning("dictation started before its new options applied; they apply to the next one")
-        except PerchError as exc:
-            self.post(co.CaptureFailed(str(exc)))
-
     def doctor_context(self) -> DoctorContext:
         """What Check setup examines: the settings in effect, with the hotkeys held by this app."""
         from app.doctor import DoctorContext
@@ -676,7 +506,7 @@ class Controller(QObject):
 
     def _refresh(self) -> None:
         self.tray.set_state(state_icon(self.state.phase), self._tooltip())
-        self._apply_pending()
+        self.live.apply_pending()
 
     def _build_menu(self, menu: QMenu) -> None:
         build_menu(menu, self)

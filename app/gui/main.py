@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         cuda = current.quantization == "auto" and _cuda_usable(current.device)
         quantization = resolved_quantization(current, cuda_available=cuda)
         if needs_download(current.model, quantization):
-            chosen = controllers[0].await_download(current.model, current.quantization, cuda)
+            chosen = controllers[0].live.await_download(current.model, current.quantization, cuda)
             if chosen is None:
                 raise ModelNotFoundError(
                     f"no speech model is downloaded yet: choose one in Settings ▸ Model, or run "

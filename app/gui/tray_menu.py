@@ -64,7 +64,7 @@ def build_menu(menu: QMenu, app: Controller) -> None:
         menu.addMenu("Mode"),
         [(MODE_LABELS[m], m) for m in MODE_CHOICES],
         app.dictation.options.mode,
-        lambda mode: app.update_settings(mode=mode),
+        lambda mode: app.live.update_settings(mode=mode),
         enabled=not recording,
     )
     settings = app.options.settings
@@ -75,15 +75,15 @@ def build_menu(menu: QMenu, app: Controller) -> None:
         models = [(_model_label(spec.name, spec.description), spec.name) for spec in CATALOG.values()]
         if current.model not in CATALOG:
             models.append((f"Folder: {current.model}", current.model))
-        _radio(model, models, current.model, lambda name: app.update_settings(model=name))
+        _radio(model, models, current.model, lambda name: app.live.update_settings(model=name))
         model.addSeparator()
         spec = CATALOG.get(current.model)
         sizes = {q: f" — {variant_size(spec, q) / 1e9:.2f} GB" for q in ("int8", "fp32")} if spec else {}
         quantizations = [(QUANTIZATION_LABELS[q] + sizes.get(q, ""), q) for q in QUANTIZATION_CHOICES]
-        _radio(model, quantizations, current.quantization, lambda q: app.update_settings(quantization=q))
+        _radio(model, quantizations, current.quantization, lambda q: app.live.update_settings(quantization=q))
         model.addSeparator()
         devices = [(DEVICE_LABELS[d], d) for d in DEVICE_CHOICES]
-        _radio(model, devices, current.device, lambda device: app.update_settings(device=device))
+        _radio(model, devices, current.device, lambda device: app.live.update_settings(device=device))
         model.addSeparator()
         model.addAction("Download or manage models…").triggered.connect(lambda: app.windows.show_settings("model"))
     captions = menu.addAction("Show captions")
@@ -133,7 +133,7 @@ def _microphone_menu(menu: QMenu, app: Controller, current: str | None) -> None:
         if current is not None and current not in names:
             names.append(current)  # chosen earlier, unplugged now
         items: list[tuple[str, str | None]] = [("System default", None), *((name, name) for name in names)]
-        _radio(menu, items, current, lambda name: app.update_settings(microphone=name))
+        _radio(menu, items, current, lambda name: app.live.update_settings(microphone=name))
         if microphones.problem:
             note = menu.addAction(microphones.problem)
             note.setEnabled(False)

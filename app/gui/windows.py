@@ -94,12 +94,12 @@ class Windows(QObject):
 
         def model_ready(model: str, variant: str) -> None:
             ready.append(True)
-            self._app.model_downloaded(model, variant)
+            self._app.live.model_downloaded(model, variant)
             if self.settings is not None:
                 self.settings.refresh_model_status()
 
         self.first_run.model_ready.connect(model_ready)
-        self.first_run.finished.connect(lambda _result: None if ready else self._app.download_closed())
+        self.first_run.finished.connect(lambda _result: None if ready else self._app.live.download_closed())
         _bring_forward(self.first_run)
 
     def retention_changed(self, keep_days: int, keep_recordings: int) -> None:
