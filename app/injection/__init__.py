@@ -3,7 +3,7 @@
 A `Typist` knows one platform: which window has the focus, how to type text as keystrokes, and how to paste it
 through the clipboard, putting the clipboard back afterwards. `deliver` applies the focus rule (text goes only
 into the window where dictation started, otherwise to the clipboard) and picks typing or pasting;
-`choose_typist` picks the typist for this desktop.
+`choose_typist` picks the typist for this desktop (on Wayland: wtype, ydotool, else the RemoteDesktop portal).
 
 On X11 keystrokes go through the XTEST extension, like a real keyboard, so every client accepts them, whatever
 its toolkit. Characters that the active layout has at its first two levels are typed with their own keys (and
@@ -32,6 +32,7 @@ from app.injection.macos import (
     MacTypist,
     mac_unicode_chunks,
 )
+from app.injection.portal import PortalTypist, remote_desktop_missing, text_keysyms
 from app.injection.programs import _run
 from app.injection.spacing import NO_SPACE_AFTER, NO_SPACE_BEFORE, TypingMemory, leading_space
 from app.injection.terminals import TERMINALS, TYPE_ONLY_TERMINALS, terminal_name
@@ -146,6 +147,7 @@ __all__ = [
     "MacTypist",
     "Method",
     "Outcome",
+    "PortalTypist",
     "TypingMemory",
     "Typist",
     "WindowRef",
@@ -163,9 +165,11 @@ __all__ = [
     "leading_space",
     "mac_unicode_chunks",
     "normalize_newlines",
+    "remote_desktop_missing",
     "shutil",
     "terminal_name",
     "text_formats",
+    "text_keysyms",
     "time_budget",
     "windows_inputs",
     "windows_shortcut",

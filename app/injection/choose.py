@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from app.injection.macos import MacTypist
+from app.injection.portal import PortalTypist, remote_desktop_missing
 from app.injection.types import InjectionError, Method, Typist, WindowRef, normalize_newlines
 from app.injection.wayland import WtypeTypist, YdotoolTypist, _wl_copy, ydotool_socket
 from app.injection.windows import WindowsTypist
@@ -22,7 +23,11 @@ def choose_typist(
     environ: Mapping[str, str] | None = None,
     platform: str | None = None,
 ) -> Typist:
-    """The typist for this desktop; `copy` (a Qt clipboard setter, say) serves the clipboard-only fallback."""
+    """The typist for this desktop; `copy` (a Qt clipboard setter, say) serves the clipboard-only fallback.
+
+    On Wayland: wtype, else ydotool with its daemon, else the RemoteDesktop portal where the session bus has one
+    (asked with a short timeout), else copying only.
+    """
     env = os.environ if environ is None else environ
     platform = sys.platform if platform is None else platform
     if strategy == "clipboard":
@@ -36,9 +41,13 @@ def choose_typist(
             return WtypeTypist()
         if shutil.which("ydotool") and ydotool_socket(env) is not None:
             return YdotoolTypist()
+        missing = remote_desktop_missing(env)
+        if missing is None:
+            return PortalTypist(env, copy=copy)
         return ClipboardOnlyTypist(
-            "typing into Wayland windows needs wtype (Sway, Hyprland and other wlroots desktops) or ydotool with "
-            "its ydotoold daemon running (GNOME, KDE); install one of them",
+            "typing into Wayland windows needs wtype (Sway, Hyprland and other wlroots desktops), ydotool with "
+            "its ydotoold daemon running, or the remote desktop portal of GNOME or KDE; install one of them (the "
+            f"portal cannot be used: {missing})",
             copy,
             env,
         )
