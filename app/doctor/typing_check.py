@@ -22,6 +22,7 @@ from app.doctor.session import detect_desktop
 from app.injection import (
     ClipboardOnlyTypist,
     InjectionError,
+    PortalTypist,
     Typist,
     WindowRef,
     WtypeTypist,
@@ -113,6 +114,21 @@ def make_plan(context: DoctorContext) -> Plan:
     if isinstance(chosen, WtypeTypist):
         how = {"type": "wtype keystrokes", "paste": "wl-copy and Ctrl+V through wtype", "clipboard": "copy only"}
         return Plan(chosen, WaylandClipboardGuard(), ["type", "paste", "clipboard"], how)
+    if isinstance(chosen, PortalTypist):
+        # The portal maps keysyms through the active layout and drops what it lacks, so dictation pastes
+        # anything but ASCII; opening the session shows the desktop's remote-control prompt once.
+        how = {"paste": "wl-copy and Ctrl+V through the RemoteDesktop portal", "clipboard": "copy only (wl-copy)"}
+        plan = Plan(chosen, WaylandClipboardGuard(), ["paste", "clipboard"], how)
+        plan.findings.append(
+            Check(
+                NAMES["type"],
+                "skip",
+                "the RemoteDesktop portal types ASCII only; other text is pasted (allow remote control when the "
+                "desktop asks)",
+                (),
+            )
+        )
+        return plan
     if isinstance(chosen, ClipboardOnlyTypist):
         return _clipboard_only_plan(context, chosen)
     how = {"type": f"{chosen.name} keystrokes", "paste": f"{chosen.name} paste"}
