@@ -91,13 +91,14 @@ def _preload_cuda() -> None:
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         # It prints each library it cannot find; the one line that matters comes from cuda_unavailable_reason.
-        with contextlib.suppress(Exception), _quiet_stderr(), contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.suppress(Exception), quiet_native_stderr(), contextlib.redirect_stdout(io.StringIO()):
             preload()
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence C-level stderr (ONNX Runtime prints provider load failures there)."""
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence C-level stderr while native libraries print there (ONNX Runtime's provider load failures,
+    PortAudio's and ALSA's probing)."""
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
@@ -147,7 +148,7 @@ def cuda_problem() -> str | None:
     provider_chain("cuda")  # loads CUDA from the pip packages where onnxruntime offers that
     if CUDA in ort.get_available_providers():
         try:
-            with _quiet_stderr():
+            with quiet_native_stderr():
                 session = ort.InferenceSession(str(vad_model_path()), providers=[CUDA, CPU])
             if CUDA in session.get_providers():
                 return None
@@ -210,7 +211,7 @@ def _session_options(threads: int) -> ort.SessionOptions:
 
 def _build(model: Path, options: ort.SessionOptions, chain: ProviderChain) -> ort.InferenceSession:
     wants_gpu = any((p if isinstance(p, str) else p[0]) != CPU for p in chain)
-    quiet = _quiet_stderr() if wants_gpu else contextlib.nullcontext()
+    quiet = quiet_native_stderr() if wants_gpu else contextlib.nullcontext()
     with quiet:
         return ort.InferenceSession(str(model), sess_options=options, providers=chain)
 

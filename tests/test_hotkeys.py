@@ -47,6 +47,7 @@ from app.hotkeys.wayland import (
 )
 from app.hotkeys.windows import VK_CODES, WM_KEYDOWN, WM_KEYUP, WM_SYSKEYDOWN, HookDecoder
 from app.hotkeys.x11 import X11Backend, lock_variants
+from tests.dbus_session import session_bus_fixture  # noqa: F401  (the `session_bus` fixture)
 from tests.xserver import need_tools
 
 TIMEOUT = 5.0
@@ -474,27 +475,6 @@ def test_dbus_marshalling_round_trip() -> None:
     assert decoded[4:] == values[4:]
     message = Message(SIGNAL, path="/p", interface="a.b", member="C", signature="st", body=("x", 5), serial=9)
     assert decode_message(encode_message(message)) == message
-
-
-@pytest.fixture
-def session_bus(tmp_path: Path) -> Iterator[str]:
-    """A private D-Bus session bus (ended with the test process where setpriv exists); its address."""
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon is not installed (apt-get install dbus-daemon)")
-    command = ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"]
-    command += [f"--address=unix:path={tmp_path / 'bus'}"]
-    if shutil.which("setpriv"):
-        command = ["setpriv", "--pdeathsig", "TERM", "--", *command]
-    daemon = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert daemon.stdout is not None
-    address = daemon.stdout.readline().decode().strip()
-    try:
-        assert address, "dbus-daemon did not start"
-        yield address
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
-        daemon.stdout.close()
 
 
 class FakePortal:

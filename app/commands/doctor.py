@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from app.commands.common import add_model_options, error, setup_logging
@@ -73,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         areas=args.areas or None,
     )
     specs = default_checks(context)
-    quiet = contextlib.nullcontext() if args.debug else _native_stderr_silenced()
+    from stt.runtime import quiet_native_stderr  # keeps PortAudio's, ALSA's and ONNX Runtime's probing quiet
+
+    quiet = contextlib.nullcontext() if args.debug else quiet_native_stderr()
     with quiet:
         checks = _report(context, specs, args)
     if args.json:
@@ -106,25 +106,3 @@ def _report(context: DoctorContext, specs: list[CheckSpec], args: argparse.Names
     return [check for index in range(len(specs)) for check in results[index]]
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Keep what native libraries print while probing (PortAudio, ALSA, JACK, ONNX Runtime) off the terminal.
-
-    Every finding is in the report; `--debug` shows their output.
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, fd)
-    os.close(null)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, fd)
-        os.close(saved)

@@ -6,8 +6,9 @@ import sys
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPushButton, QSizePolicy, QToolButton, QWidget
 
+from app.gui.form_row import row_with_message
 from app.hotkeys.keys import MODIFIER_LABELS, MODIFIER_ORDER, Hotkey, Modifier, format_hotkey, parse_hotkey
 
 Key = Qt.Key
@@ -173,18 +174,7 @@ class HotkeyEdit(QWidget):
         self.clear_button.setText("Clear")
         self.clear_button.setToolTip("No hotkey")
         self.clear_button.clicked.connect(self._clear)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: palette(link);")
-        self.message.hide()
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.button, 1)
-        row.addWidget(self.clear_button)
-        column = QVBoxLayout(self)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(row)
-        column.addWidget(self.message)
+        self.message = row_with_message(self, self.button, self.clear_button)
         self._show_text()
 
     @property

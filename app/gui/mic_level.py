@@ -7,9 +7,10 @@ import threading
 
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from app.gui.caption_parts import METER_FILL, METER_HOT, LevelMeter
+from app.gui.form_row import row_with_message
 from stt.errors import MicrophoneError
 from stt.microphone import Microphone
 from stt.sources import AudioBlock
@@ -159,18 +160,7 @@ class MicLevelView(QWidget):
         self.reading = QLabel("– dBFS")
         self.reading.setMinimumWidth(self.reading.fontMetrics().horizontalAdvance("-120 dBFS") + 4)
         self.reading.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: palette(link);")
-        self.message.hide()
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.bar, 1)
-        row.addWidget(self.reading)
-        column = QVBoxLayout(self)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addLayout(row)
-        column.addWidget(self.message)
+        self.message = row_with_message(self, self.bar, self.reading)
 
     @property
     def level_text(self) -> str:
