@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from app import __version__
 from app.commands import bench, control, devices, doctor, listen, models, transcribe
 from app.commands.common import add_model_options
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
             "`perch COMMAND -h` for help on a command."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"perch {__version__}")
     add_model_options(parser)
     app = parser.add_argument_group("app")
     app.add_argument("--mic", metavar="NAME|INDEX", help="microphone (system default)")
