@@ -47,7 +47,9 @@ def launch_command() -> list[str]:
     """How a login session starts Perch: a frozen executable, the `perch` script beside Python, or `python -m app`."""
     executable = Path(sys.executable)
     if getattr(sys, "frozen", False):
-        return [str(executable)]
+        # The Windows bundle has a console `perch.exe` and the windowed `perchw.exe`; logins start the latter.
+        windowed = executable.with_name("perchw.exe")
+        return [str(windowed if sys.platform == "win32" and windowed.is_file() else executable)]
     windows = sys.platform == "win32"
     for name in ("perch.exe", "perch") if windows else ("perch",):
         script = executable.parent / name

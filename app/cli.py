@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app import __version__
 from app.commands import bench, control, devices, doctor, listen, models, transcribe
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 failure, 2 usage)."""
+    _give_windowed_runs_a_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -53,6 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("perch: interrupted", file=sys.stderr)
         return 130
+
+
+def _give_windowed_runs_a_stderr() -> None:
+    """A windowed executable (Windows `perchw.exe`) starts without stdout and stderr; printing must not fail."""
+    if sys.stdout is None or sys.stderr is None:
+        sink = Path(os.devnull).open("w", encoding="utf-8")  # noqa: SIM115  (lives as long as the process)
+        sys.stdout = sys.stdout or sink
+        sys.stderr = sys.stderr or sink
 
 
 if __name__ == "__main__":

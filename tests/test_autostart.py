@@ -327,6 +327,27 @@ def test_launch_command_on_windows_prefers_a_windowless_python(tmp_path: Path, m
     assert launch_command() == [str(tmp_path / "perch.exe")]
 
 
+def test_the_windows_bundle_starts_its_windowed_executable_at_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = tmp_path / "perch.exe"
+    console.write_text("")
+    monkeypatch.setattr(sys, "executable", str(console))
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert launch_command() == [str(console)]
+    (tmp_path / "perchw.exe").write_text("")
+    assert launch_command() == [str(tmp_path / "perchw.exe")]
+
+
+def test_a_windowed_run_without_stderr_can_still_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.cli import main
+
+    monkeypatch.setattr(sys, "stdout", None)
+    monkeypatch.setattr(sys, "stderr", None)
+    assert main(["ptt", "press"]) == 1  # prints "not running" to the missing stderr
+
+
 def test_default_command_is_used(config_home: Path) -> None:
     set_start_at_login(True, platform="linux")
     assert exec_argv(read_desktop_entry(entry_path("linux"))["Exec"]) == launch_command()
