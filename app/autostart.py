@@ -48,6 +48,9 @@ def launch_command() -> list[str]:
     """How a login session starts Perch: a frozen executable, the `perch` script beside Python, or `python -m app`."""
     executable = Path(sys.executable)
     if getattr(sys, "frozen", False):
+        appimage = os.environ.get("APPIMAGE")
+        if appimage:  # sys.executable sits in a mount that moves with every start
+            return [appimage]
         # The Windows bundle has a console `perch.exe` and the windowed `perchw.exe`; logins start the latter.
         windowed = executable.with_name("perchw.exe")
         return [str(windowed if sys.platform == "win32" and windowed.is_file() else executable)]
@@ -87,7 +90,7 @@ def desktop_entry(argv: Sequence[str]) -> str:
     lines = [
         "[Desktop Entry]",
         "Type=Application",
-        "Version=1.5",
+        "Version=1.0",
         f"Name={APP_NAME}",
         f"Comment={COMMENT}",
         f"Exec={desktop_exec(argv)}",

@@ -340,6 +340,13 @@ def test_the_windows_bundle_starts_its_windowed_executable_at_login(
     assert launch_command() == [str(tmp_path / "perchw.exe")]
 
 
+def test_an_appimage_starts_itself_at_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/tmp/.mount_PerchXYZ/usr/bin/perch")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setenv("APPIMAGE", str(tmp_path / "Perch-x86_64.AppImage"))
+    assert launch_command() == [str(tmp_path / "Perch-x86_64.AppImage")]
+
+
 def test_a_windowed_run_without_stderr_can_still_print(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.cli import main
 

@@ -95,6 +95,11 @@ def tensorrt_problem() -> str | None:
 
 def cuda_fix(reason: str, python: str) -> str:
     """What to do about the reason CUDA cannot run."""
+    if getattr(sys, "frozen", False) and "no NVIDIA GPU" not in reason:
+        return (
+            "This Perch bundle runs on the CPU only. For an NVIDIA GPU, install Perch with pip or pipx and the "
+            "`cuda` extra: `pipx install 'perch-dictation[cuda]'`."
+        )
     pip = f"`{python} -m pip install 'perch-dictation[cuda]'`"
     if "no CUDA support" in reason:
         return f"Install the GPU build of ONNX Runtime with CUDA and cuDNN: {pip}; then restart Perch."

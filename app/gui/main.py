@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("Perch")
+    app.setDesktopFileName("io.github.perch.Perch")  # Wayland compositors and portals match the .desktop file
     app.setQuitOnLastWindowClosed(False)
     setup_app_logging(args.debug)
     if ipc.send("show") is not None:
