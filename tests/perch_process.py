@@ -78,6 +78,26 @@ class App:
                 self.process.wait()
 
 
+def private_home(home: Path, display: str, words_model: Path, **settings: object) -> dict[str, str]:
+    """The environment of a `perch` with all its folders under `home`, on `display`, and settings written there:
+    the words model on the CPU, the test microphone, no sound cues, and `settings` on top."""
+    env = {
+        **os.environ,
+        "DISPLAY": display,
+        "QT_QPA_PLATFORM": "xcb",
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_RUNTIME_DIR": str(home / "runtime"),
+    }
+    env.pop("WAYLAND_DISPLAY", None)
+    (home / "runtime").mkdir(parents=True, mode=0o700)
+    base = Settings(model=str(words_model), quantization="fp32", device="cpu", microphone="pulse", sound_cues=False)
+    SettingsStore(home / "config" / "perch" / "settings.json").save(replace(base, **settings))  # type: ignore[arg-type]
+    return env
+
+
 @pytest.fixture(name="perch_app")
 def perch_app_fixture(
     xvfb_display: str, pulse_mic: PulseMic, words_model: Path, tmp_path: Path
@@ -87,22 +107,7 @@ def perch_app_fixture(
 
     def start(extra_env: dict[str, str] | None = None, **settings: object) -> App:
         home = tmp_path / "home"
-        env = {
-            **os.environ,
-            "DISPLAY": xvfb_display,
-            "QT_QPA_PLATFORM": "xcb",
-            "XDG_CONFIG_HOME": str(home / "config"),
-            "XDG_DATA_HOME": str(home / "data"),
-            "XDG_CACHE_HOME": str(home / "cache"),
-            "XDG_STATE_HOME": str(home / "state"),
-            "XDG_RUNTIME_DIR": str(home / "runtime"),
-        }
-        env.pop("WAYLAND_DISPLAY", None)
-        (home / "runtime").mkdir(parents=True, mode=0o700)
-        base = Settings(
-            model=str(words_model), quantization="fp32", device="cpu", microphone="pulse", sound_cues=False
-        )
-        SettingsStore(home / "config" / "perch" / "settings.json").save(replace(base, **settings))  # type: ignore[arg-type]
+        env = private_home(home, xvfb_display, words_model, **settings)
         started.append(App(home, {**env, **(extra_env or {})}))
         return started[-1]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -108,20 +108,25 @@ def test_menu_offers_start_mode_and_quit(controller: tuple[Controller, HandSourc
     qtbot.waitUntil(lambda: app.dictation.options.mode == "handsfree", timeout=5000)
 
 
-def test_model_failure_shows_the_error(qtbot: QtBot) -> None:
-    def broken() -> Recognizer:
-        raise RuntimeError("no model here: run `perch models download`")
-
-    options = AppOptions(
-        load=broken,
-        model_label="missing",
+def _plain_options(load: Callable[[], Recognizer], label: str, settings: LaunchSettings | None = None) -> AppOptions:
+    """A controller's options with no hotkeys, no live text and a microphone the test feeds by hand."""
+    return AppOptions(
+        load=load,
+        model_label=label,
         source=HandSource,
         dictation=DictationOptions(),
         worker=WorkerOptions(partials="off"),
         ptt_hotkey="",
         toggle_hotkey="",
+        settings=settings,
     )
-    app = Controller(options)
+
+
+def test_model_failure_shows_the_error(qtbot: QtBot) -> None:
+    def broken() -> Recognizer:
+        raise RuntimeError("no model here: run `perch models download`")
+
+    app = Controller(_plain_options(broken, "missing"))
     app.start()
     try:
         qtbot.waitUntil(lambda: app.state.phase is co.Phase.ERROR, timeout=10000)
@@ -296,17 +301,7 @@ def test_first_run_waits_for_the_download_dialog(qtbot: QtBot, words_model: Path
         asked.append(chosen)
         return Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu"))
 
-    options = AppOptions(
-        load=load,
-        model_label="words-tdt",
-        source=HandSource,
-        dictation=DictationOptions(),
-        worker=WorkerOptions(partials="off"),
-        ptt_hotkey="",
-        toggle_hotkey="",
-        settings=launch,
-    )
-    app = Controller(options)
+    app = Controller(_plain_options(load, "words-tdt", settings=launch))
     apps.append(app)
     app.start()
     try:
@@ -333,17 +328,7 @@ def test_closing_the_download_dialog_leaves_a_clear_error(qtbot: QtBot, tmp_path
             raise RuntimeError("no speech model is downloaded yet: choose one in Settings ▸ Model")
         raise AssertionError("the dialog was closed")
 
-    options = AppOptions(
-        load=load,
-        model_label="parakeet",
-        source=HandSource,
-        dictation=DictationOptions(),
-        worker=WorkerOptions(partials="off"),
-        ptt_hotkey="",
-        toggle_hotkey="",
-        settings=launch,
-    )
-    app = Controller(options)
+    app = Controller(_plain_options(load, "parakeet", settings=launch))
     apps.append(app)
     app.start()
     try:

@@ -34,9 +34,9 @@ from app.gui.caption_parts import (
     line_starts,
 )
 from app.settings import CaptionSettings
+from tests.screenshots import save_screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "docs" / "screenshots" / "caption.png"
 SHORT = 0.2
 """final_seconds for the tests."""
 
@@ -426,9 +426,4 @@ def test_screenshot(qtbot: QtBot, tmp_path: Path) -> None:
     window.set_latency(180)
     window.set_level(-12)
     qtbot.waitUntil(lambda: window.meter.value == window.meter.target, timeout=3000)
-    image = window.grab()
-    assert not image.isNull()
-    target = SCREENSHOT if os.environ.get("PERCH_SCREENSHOTS") == "1" else tmp_path / "caption.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    assert image.save(str(target), "PNG")
-    assert target.stat().st_size > 0
+    save_screenshot(window, "caption.png", tmp_path)

@@ -31,10 +31,10 @@ from app.injection import ClipboardSnapshot, ClipData, X11Clipboard, text_format
 from app.settings import Settings, SettingsStore
 from stt.resources import vad_model_path
 from tests.pulse import PulseMic
+from tests.screenshots import save_screenshot
 
 from .conftest import ROOT
 
-SCREENSHOT = ROOT / "docs" / "screenshots" / "check-setup.png"
 HEADLESS = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")}
 """This environment without a display."""
 UBUNTU = {"ID": "ubuntu", "ID_LIKE": "debian"}
@@ -574,12 +574,7 @@ def test_window_screenshot_with_most_checks_passing(
     assert statuses["System tray"] == "warn"  # a bare X server has no tray
     next(row for row in window.rows() if row.name == "Typing (keystrokes)").toggle.click()
     qtbot.wait(50)
-    image = window.grab()
-    assert not image.isNull()
-    target = SCREENSHOT if os.environ.get("PERCH_SCREENSHOTS") == "1" else tmp_path / "check-setup.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    assert image.save(str(target), "PNG")
-    assert target.stat().st_size > 0
+    save_screenshot(window, "check-setup.png", tmp_path)
 
 
 def test_probe_window_needs_a_display() -> None:

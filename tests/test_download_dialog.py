@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -27,11 +26,11 @@ from app.gui.download_task import ModelDownload, RateMeter, Throttle, seconds_le
 from stt import hub
 from stt.catalog import CATALOG, DEFAULT_MODEL, get_spec, variant_size
 from stt.modelstore import marker_path, model_dir
+from tests.screenshots import save_screenshot
 
 from .hub_server import MIB, TINY_NAME, HubServer, closed_port_endpoint, tiny_repo, tiny_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "docs" / "screenshots" / "first-run.png"
 V3 = "parakeet-tdt-0.6b-v3"
 V2 = "parakeet-tdt-0.6b-v2"
 REPOS = {V3: "perch-tests/v3-onnx", V2: "perch-tests/v2-onnx"}
@@ -475,11 +474,6 @@ def test_screenshot_mid_download(
         dialog.show_progress(312_000_000, total, 24_500_000.0, 14.7)
         assert dialog.status_label.text() == "312 MB of 670 MB — 24.5 MB/s — about 15 s left"
         dialog.adjustSize()
-        image = dialog.grab()
+        save_screenshot(dialog, "first-run.png", tmp_path)
         dialog.download.cancel()
         dialog.reject()
-    assert not image.isNull()
-    target = SCREENSHOT if os.environ.get("PERCH_SCREENSHOTS") == "1" else tmp_path / "first-run.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    assert image.save(str(target), "PNG")
-    assert target.stat().st_size > 0

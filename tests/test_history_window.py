@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -26,9 +25,9 @@ from stt.audio import load_audio, write_wav
 from stt.engine import Recognizer
 from stt.modelfiles import ModelFiles
 from stt.runtime import RuntimeOptions
+from tests.screenshots import save_screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "docs" / "screenshots" / "history.png"
 NOW = time.time()
 HOUR = 3600.0
 
@@ -577,10 +576,5 @@ def test_screenshot(qtbot: QtBot, history: History, tmp_path: Path) -> None:
     window.show()
     settle(qtbot, window)
     click_row(qtbot, window, 2)
-    image = window.grab()
+    save_screenshot(window, "history.png", tmp_path)
     window.shutdown()
-    assert not image.isNull()
-    target = SCREENSHOT if os.environ.get("PERCH_SCREENSHOTS") == "1" else tmp_path / "history.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    assert image.save(str(target), "PNG")
-    assert target.stat().st_size > 0

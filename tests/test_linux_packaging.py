@@ -20,7 +20,6 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 
 import app
-from app.settings import Settings, SettingsStore
+from tests.perch_process import private_home
 from tests.pulse import PulseMic
 from tests.tray_host import embedded_icon, tray_host_fixture, tray_panel, x_display  # noqa: F401  (tray_host)
 from tests.xserver import TargetWindows, need_tools
@@ -247,22 +246,7 @@ def private_env_fixture(xvfb_display: str, words_model: Path, tmp_path: Path) ->
     the words model, the test microphone, and the given settings on top."""
 
     def make(name: str, **settings: object) -> dict[str, str]:
-        home = tmp_path / name
-        env = {
-            **os.environ,
-            "DISPLAY": xvfb_display,
-            "QT_QPA_PLATFORM": "xcb",
-            "XDG_CONFIG_HOME": str(home / "config"),
-            "XDG_DATA_HOME": str(home / "data"),
-            "XDG_CACHE_HOME": str(home / "cache"),
-            "XDG_STATE_HOME": str(home / "state"),
-            "XDG_RUNTIME_DIR": str(home / "runtime"),
-        }
-        env.pop("WAYLAND_DISPLAY", None)
-        (home / "runtime").mkdir(parents=True, mode=0o700)
-        base = Settings(model=str(words_model), quantization="fp32", device="cpu", microphone="pulse", sound_cues=False)
-        SettingsStore(home / "config" / "perch" / "settings.json").save(replace(base, **settings))  # type: ignore[arg-type]
-        return env
+        return private_home(tmp_path / name, xvfb_display, words_model, **settings)
 
     return make
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import threading
 import weakref
 from dataclasses import fields, replace
@@ -31,9 +30,9 @@ from stt import catalog
 from stt.catalog import ModelFile, ModelSpec
 from stt.modelstore import model_dir, save_marker
 from tests.pulse import PulseMic
+from tests.screenshots import save_screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "docs" / "screenshots" / "settings.png"
 SAVED = DEBOUNCE_MS * 10
 """How long to wait for a debounced save."""
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -554,9 +553,4 @@ def test_screenshot(qtbot: QtBot, store: SettingsStore, tmp_path: Path) -> None:
     meter = dialog.dictation_page.meter
     meter.show_level(-16)
     qtbot.waitUntil(lambda: meter.bar.value == meter.bar.target, timeout=3000)
-    image = dialog.grab()
-    assert not image.isNull()
-    target = SCREENSHOT if os.environ.get("PERCH_SCREENSHOTS") == "1" else tmp_path / "settings.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    assert image.save(str(target), "PNG")
-    assert target.stat().st_size > 0
+    save_screenshot(dialog, "settings.png", tmp_path)

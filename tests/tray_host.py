@@ -9,14 +9,12 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.screenshots import SCREENSHOTS
 from tests.xserver import need_tools
-
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 
 def x_display(name: str) -> Any:

@@ -157,6 +157,10 @@ class LevelMeter(QWidget):
             self._timer.stop()
         self.update()
 
+    def track_colour(self) -> QColor:
+        """The colour of the empty track: faint white, for the caption's dark background."""
+        return METER_TRACK
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         """The track and the filled part."""
         painter = QPainter(self)
@@ -164,7 +168,7 @@ class LevelMeter(QWidget):
         painter.setPen(Qt.PenStyle.NoPen)
         track = QRectF(self.rect())
         radius = track.height() / 2
-        painter.setBrush(METER_TRACK)
+        painter.setBrush(self.track_colour())
         painter.drawRoundedRect(track, radius, radius)
         if self._value > 0:
             filled = QRectF(track.x(), track.y(), max(track.height(), track.width() * self._value), track.height())

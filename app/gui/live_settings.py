@@ -34,8 +34,7 @@ class LiveSettings(QObject):
         super().__init__()
         self.app = app
         self._pending: set[str] = set()
-        """Changes that wait for dictation to finish: "model", "microphone", "dictation" ("loading" blocks a
-        second load while a first-run download is being saved)."""
+        """Changes that wait for dictation to finish: "model", "microphone", "dictation"."""
         self._download_wait: tuple[threading.Event, list[tuple[str, str]]] | None = None
         self._download_needed.connect(self._show_first_run)
         self._saved.connect(self.apply_settings)
@@ -72,9 +71,7 @@ class LiveSettings(QObject):
         settings = self.app.options.settings
         if wait is not None:
             if settings is not None:
-                self._pending.add("loading")  # the waiting load reads these settings; no second load
                 settings.update(model=name, quantization=quantization)
-                self._pending.discard("loading")
             wait[1].append((name, quantization))
             wait[0].set()
         elif settings is not None:
@@ -143,7 +140,7 @@ class LiveSettings(QObject):
             self._pending.add("dictation")
         if change.microphone:
             self._pending.add("microphone")
-        if change.model and "loading" not in self._pending:
+        if change.model and self._download_wait is None:  # a load waiting for a download reads them anyway
             self._pending.add("model")
         self.apply_pending()
 
@@ -169,7 +166,7 @@ class LiveSettings(QObject):
     def apply_pending(self) -> None:
         """Carry out changes that needed dictation to be idle, once it is."""
         busy = self.app.state.capturing or self.app.state.phase in (co.Phase.TRANSCRIBING, co.Phase.TYPING)
-        if busy or not self._pending - {"loading"}:
+        if busy or not self._pending:
             return
         if "model" in self._pending:
             self._pending -= {"model", "microphone", "dictation"}

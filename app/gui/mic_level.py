@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QPainter, QPaintEvent, QPalette
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QWidget
 
-from app.gui.caption_parts import METER_FILL, METER_HOT, LevelMeter
+from app.gui.caption_parts import LevelMeter
 from app.gui.form_row import row_with_message
 from stt.errors import MicrophoneError
 from stt.microphone import Microphone
@@ -136,19 +136,9 @@ class MeterBar(LevelMeter):
         super().__init__(parent)
         self.setFixedHeight(8)
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
-        """The track in the palette's mid colour and the filled part."""
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        track = QRectF(self.rect())
-        radius = track.height() / 2
-        painter.setBrush(self.palette().color(QPalette.ColorRole.Mid))
-        painter.drawRoundedRect(track, radius, radius)
-        if self.value > 0:
-            filled = QRectF(track.x(), track.y(), max(track.height(), track.width() * self.value), track.height())
-            painter.setBrush(METER_HOT if self.value > 0.9 else METER_FILL)
-            painter.drawRoundedRect(filled, radius, radius)
+    def track_colour(self) -> QColor:
+        """The palette's mid colour, which shows on light and dark window colours alike."""
+        return self.palette().color(QPalette.ColorRole.Mid)
 
 
 class MicLevelView(QWidget):

@@ -10,47 +10,25 @@ display is needed.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
 
 APP_ID = "io.github.perch.Perch"
 SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
-SOURCE = Path(__file__).resolve().parents[2] / "resources" / "icons" / "perch-idle.svg"
-
-
-def render(svg: Path, size: int, target: Path) -> None:
-    """Draw `svg` into a transparent `size`×`size` PNG at `target`."""
-    from PySide6.QtCore import Qt
-    from PySide6.QtGui import QImage, QPainter
-    from PySide6.QtSvg import QSvgRenderer
-
-    renderer = QSvgRenderer(str(svg))
-    if not renderer.isValid():
-        raise ValueError(f"{svg} is not an SVG image Qt can read")
-    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(image)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-    renderer.render(painter)
-    painter.end()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not image.save(str(target)):  # PNG, from the suffix
-        raise OSError(f"could not write {target}")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # packaging/, for the shared drawing code
+from icon_render import SVG as SOURCE  # noqa: E402
+from icon_render import gui_application, png_bytes, render  # noqa: E402
 
 
 def build(out: Path, svg: Path = SOURCE, sizes: tuple[int, ...] = SIZES) -> list[Path]:
     """Write the whole hicolor tree under `out`; the files written."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtGui import QGuiApplication
-
-    _app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    gui_application()
     written = []
     for size in sizes:
         target = out / "hicolor" / f"{size}x{size}" / "apps" / f"{APP_ID}.png"
-        render(svg, size, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(png_bytes(render(svg, size)))
         written.append(target)
     scalable = out / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg"
     scalable.parent.mkdir(parents=True, exist_ok=True)

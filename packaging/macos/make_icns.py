@@ -9,16 +9,13 @@ Apple's app icon grid, so that Perch lines up with the other icons in Finder and
 from __future__ import annotations
 
 import argparse
-import os
 import struct
+import sys
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt
-from PySide6.QtGui import QGuiApplication, QImage, QImageWriter, QPainter
-from PySide6.QtSvg import QSvgRenderer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # packaging/, for the shared drawing code
+from icon_render import SVG, gui_application, png_bytes, render
 
-ROOT = Path(__file__).resolve().parents[2]
-SVG = ROOT / "resources" / "icons" / "perch-idle.svg"
 OUT = Path(__file__).resolve().parent / "perch.icns"
 ENTRIES = (
     ("icp4", 16),
@@ -39,33 +36,6 @@ SVG_TILE = 60 / 64
 """The part of the SVG's side that its rounded tile covers."""
 
 
-def render(svg: Path, size: int, margin: float = 0.0) -> QImage:
-    """The SVG drawn into a transparent `size` x `size` image, `margin` of the side left empty on each edge."""
-    renderer = QSvgRenderer(str(svg))
-    if not renderer.isValid():
-        raise ValueError(f"{svg} is not an SVG image Qt can draw")
-    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(image)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    inset = size * margin
-    renderer.render(painter, QRectF(inset, inset, size - 2 * inset, size - 2 * inset))
-    painter.end()
-    return image
-
-
-def png_bytes(image: QImage) -> bytes:
-    """The image encoded as PNG."""
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    writer = QImageWriter(buffer, QByteArray(b"png"))
-    if not writer.write(image):
-        raise OSError(f"Qt could not encode a PNG: {writer.errorString()}")
-    buffer.close()
-    return bytes(data.data())
-
-
 def icns_bytes(entries: list[tuple[str, bytes]]) -> bytes:
     """An ICNS file: the `icns` header, then each entry as type, length (header included) and data."""
     body = b"".join(kind.encode("ascii") + struct.pack(">I", 8 + len(data)) + data for kind, data in entries)
@@ -84,8 +54,7 @@ def main() -> None:
     parser.add_argument("--svg", type=Path, default=SVG, help="source image (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=OUT, help="icon file to write (default: %(default)s)")
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = QGuiApplication.instance() or QGuiApplication([])
+    app = gui_application()
     write_icns(args.out, args.svg)
     del app
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {len(ENTRIES)} entries)")

@@ -8,48 +8,20 @@ every Windows tool reads; 256 is stored as PNG, the form Windows uses for its la
 from __future__ import annotations
 
 import argparse
-import os
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt
-from PySide6.QtGui import QGuiApplication, QImage, QImageWriter, QPainter
-from PySide6.QtSvg import QSvgRenderer
+from PySide6.QtGui import QImage
 
-ROOT = Path(__file__).resolve().parents[2]
-SVG = ROOT / "resources" / "icons" / "perch-idle.svg"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # packaging/, for the shared drawing code
+from icon_render import SVG, gui_application, png_bytes, render
+
 OUT = Path(__file__).resolve().parent / "perch.ico"
 SIZES = (16, 24, 32, 48, 64, 256)
 PNG_FROM = 256
 """Entries this large or larger are PNG; smaller ones are bitmaps."""
-
-
-def render(svg: Path, size: int, margin: float = 0.0) -> QImage:
-    """The SVG drawn into a transparent `size` x `size` image (straight alpha), `margin` of the side left empty."""
-    renderer = QSvgRenderer(str(svg))
-    if not renderer.isValid():
-        raise ValueError(f"{svg} is not an SVG image Qt can draw")
-    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(image)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    inset = size * margin
-    renderer.render(painter, QRectF(inset, inset, size - 2 * inset, size - 2 * inset))
-    painter.end()
-    return image.convertToFormat(QImage.Format.Format_ARGB32)
-
-
-def png_bytes(image: QImage) -> bytes:
-    """The image encoded as PNG."""
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    writer = QImageWriter(buffer, QByteArray(b"png"))
-    if not writer.write(image):
-        raise OSError(f"Qt could not encode a PNG: {writer.errorString()}")
-    buffer.close()
-    return bytes(data.data())
 
 
 def dib_bytes(image: QImage) -> bytes:
@@ -78,7 +50,8 @@ def ico_bytes(images: list[QImage]) -> bytes:
 
 def write_icon(out: Path, svg: Path = SVG, sizes: tuple[int, ...] = SIZES) -> None:
     """Render `svg` at `sizes` and write the ICO file (a Qt GUI application must exist)."""
-    out.write_bytes(ico_bytes([render(svg, size) for size in sorted(sizes)]))
+    straight = [render(svg, size).convertToFormat(QImage.Format.Format_ARGB32) for size in sorted(sizes)]
+    out.write_bytes(ico_bytes(straight))
 
 
 def main() -> None:
@@ -86,8 +59,7 @@ def main() -> None:
     parser.add_argument("--svg", type=Path, default=SVG, help="source image (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=OUT, help="icon file to write (default: %(default)s)")
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = QGuiApplication.instance() or QGuiApplication([])
+    app = gui_application()
     write_icon(args.out, args.svg)
     del app
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sizes {', '.join(map(str, SIZES))})")
