@@ -13,14 +13,15 @@ MAX_CUE_SECONDS = 6.0
 _SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 
 
-def to_json(path: Path, transcript: Transcript) -> str:
-    """One JSON object on one line."""
+def to_json(path: Path, transcript: Transcript, quantization: str = "") -> str:
+    """One JSON object on one line; `quantization` names the weights that made it."""
     return json.dumps(
         {
             "file": str(path),
             "text": transcript.text,
             "duration_s": round(transcript.duration, 4),
             "device": transcript.device,
+            **({"quantization": quantization} if quantization else {}),
             "tokens": transcript.token_ids,
             "token_starts_s": [round(t, 4) for t in transcript.token_starts],
             "token_durations_s": [round(t, 4) for t in transcript.token_durations],

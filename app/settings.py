@@ -24,7 +24,7 @@ from app.files import aside_name
 from app.settings_rules import Geometry
 from stt import paths
 from stt.catalog import DEFAULT_MODEL
-from stt.modelfiles import Quantization
+from stt.quantization import QUANTIZATION_CHOICES, QuantizationChoice, WeightsChoice, choose_weights, held_variants
 
 if TYPE_CHECKING:
     from stt.dictation import DictationOptions, Mode
@@ -38,11 +38,9 @@ SCHEMA_VERSION = 1
 
 SETTINGS_FILE = "settings.json"
 
-QuantizationChoice = Literal["auto", "int8", "fp32"]
 PartialsPreset = Literal["auto", "low", "balanced", "quality"]
 TypingStrategy = Literal["auto", "type", "paste", "clipboard"]
 
-QUANTIZATION_CHOICES: tuple[QuantizationChoice, ...] = ("auto", "int8", "fp32")
 DEVICE_CHOICES: tuple[Device, ...] = ("auto", "cpu", "cuda", "tensorrt")
 MODE_CHOICES: tuple[Mode, ...] = ("ptt", "toggle", "handsfree")
 PARTIALS_PRESETS: tuple[PartialsPreset, ...] = ("auto", "low", "balanced", "quality")
@@ -372,13 +370,14 @@ def runtime_options(settings: Settings) -> RuntimeOptions:
     return RuntimeOptions(device=settings.device)
 
 
-def resolved_quantization(settings: Settings, cuda_available: bool) -> Quantization:
-    """The weights to load: an explicit choice as is; `auto` is fp32 when a CUDA GPU is used, int8 otherwise.
+def resolved_weights(settings: Settings, cuda_available: bool) -> WeightsChoice:
+    """The weights to load for the settings' model, by the one rule (`stt.quantization.choose_weights`).
 
     A CUDA GPU is used when `cuda_available` and the device is not forced to `cpu`.
     """
-    if settings.quantization == "int8":
-        return "int8"
-    if settings.quantization == "fp32":
-        return "fp32"
-    return "fp32" if cuda_available and settings.device != "cpu" else "int8"
+    from stt.catalog import CATALOG
+    from stt.modelstore import model_dir
+
+    directory = model_dir(settings.model) if settings.model in CATALOG else Path(settings.model).expanduser()
+    held = held_variants(directory) if directory.is_dir() else ()
+    return choose_weights(settings.quantization, held, lambda: cuda_available and settings.device != "cpu")

@@ -71,6 +71,7 @@ def test_json_lines(words_model: Path, clips: dict[str, Path]) -> None:
         "text",
         "duration_s",
         "device",
+        "quantization",
         "tokens",
         "token_starts_s",
         "token_durations_s",
@@ -79,7 +80,7 @@ def test_json_lines(words_model: Path, clips: dict[str, Path]) -> None:
     }
     assert record["file"] == str(clips["flac"])
     assert record["text"] == "seven three five"
-    assert record["device"] == "cpu"
+    assert record["device"] == "cpu" and record["quantization"] == "int8"
     assert record["tokens"] == [2, 7, 10]
     assert len(record["token_starts_s"]) == len(record["token_durations_s"]) == 3
     assert all(round(s / 0.08, 6).is_integer() for s in record["token_starts_s"])
@@ -192,9 +193,10 @@ def test_the_tray_app_without_a_display_says_what_to_do() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_models_download_offline_defaults_to_fp32() -> None:
-    """The README's first command, offline: one line that says how to get the model, exit 1."""
-    done = perch("models", "download", env={"HF_HUB_OFFLINE": "1"})
+def test_models_download_offline_says_how_with_the_auto_weights() -> None:
+    """The README's first command, offline: one line that says how to get the model, exit 1; on a computer
+    without a usable GPU `auto` means int8."""
+    done = perch("models", "download", "--device", "cpu", env={"HF_HUB_OFFLINE": "1"})
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--quantization fp32" in lines[0] and "None" not in lines[0]
+    assert len(lines) == 1 and "--quantization int8" in lines[0] and "None" not in lines[0]

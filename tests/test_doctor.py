@@ -298,7 +298,7 @@ def test_model_check_with_the_words_model_and_a_load(words_model: Path) -> None:
     assert results["Device"].status == "ok" and "the CPU" in results["Device"].summary
     model = results["Model"]
     assert model.status == "ok" and "(int8)" in model.summary and "is ready" in model.summary
-    assert "quantization in Settings: auto → int8" in model.details
+    assert "quantization: auto → int8 (auto: the model runs on the CPU)" in model.details
     load = results["Model load"]
     assert load.status == "ok" and re.search(r"loaded in \d+\.\d s on the CPU", load.summary)
     assert "providers: CPUExecutionProvider" in load.details

@@ -18,20 +18,19 @@ from app.settings import (
     FINAL_PASS_CHOICES,
     MODE_CHOICES,
     PARTIALS_PRESETS,
-    QUANTIZATION_CHOICES,
     SCHEMA_VERSION,
     CaptionSettings,
-    QuantizationChoice,
     Settings,
     SettingsStore,
     dictation_options,
-    resolved_quantization,
+    resolved_weights,
     runtime_options,
     worker_options,
 )
 from stt.catalog import DEFAULT_MODEL
 from stt.dictation import MODES, DictationOptions
 from stt.modelfiles import QUANTIZATIONS, Quantization
+from stt.quantization import QUANTIZATION_CHOICES, QuantizationChoice
 from stt.runtime import DEVICES, Device, RuntimeOptions
 from stt.segmenter import VadOptions
 from stt.streaming import PRESETS
@@ -532,8 +531,6 @@ def test_runtime_options() -> None:
         ("fp32", "cpu", False, "fp32"),
     ],
 )
-def test_resolved_quantization(
-    quantization: QuantizationChoice, device: Device, cuda: bool, expected: Quantization
-) -> None:
+def test_resolved_weights(quantization: QuantizationChoice, device: Device, cuda: bool, expected: Quantization) -> None:
     settings = dataclasses.replace(Settings(), quantization=quantization, device=device)
-    assert resolved_quantization(settings, cuda_available=cuda) == expected
+    assert resolved_weights(settings, cuda_available=cuda).quantization == expected

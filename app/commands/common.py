@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from stt.modelfiles import QUANTIZATIONS, ModelFiles, Quantization
+from stt.modelfiles import ModelFiles
+from stt.quantization import AUTO_RULE, QUANTIZATION_CHOICES, WeightsChoice, resolve_weights
 from stt.runtime import DEVICES, RuntimeOptions
 
 
@@ -19,7 +20,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model", default=DEFAULT_MODEL, metavar="NAME|DIR", help=f"catalog name or model directory ({DEFAULT_MODEL})"
     )
-    group.add_argument("--quantization", choices=QUANTIZATIONS, default="fp32", help="weights to use (fp32)")
+    group.add_argument(
+        "--quantization", choices=QUANTIZATION_CHOICES, default="auto", help=f"weights (auto: {AUTO_RULE})"
+    )
     group.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto: CUDA, else CPU)")
     group.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (physical cores)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and engine logs")
@@ -33,11 +36,21 @@ def setup_logging(debug: bool) -> None:
     logging.getLogger("perch.decode").setLevel(logging.INFO)
 
 
+def weights(args: argparse.Namespace) -> WeightsChoice:
+    """`--quantization` decided for `--model` on `--device` (the choice is remembered on `args`)."""
+    chosen: WeightsChoice | None = getattr(args, "weights", None)
+    if chosen is None:
+        chosen = resolve_weights(args.quantization or "auto", args.model, getattr(args, "device", None) or "auto")
+        args.weights = chosen
+        logging.getLogger("perch.model").info("%s: %s weights", args.model, chosen.describe())
+    return chosen
+
+
 def model_files(args: argparse.Namespace) -> ModelFiles:
     """Resolve `--model` and `--quantization` to files on disk."""
     from stt.hub import resolve_model_dir
 
-    quantization: Quantization = args.quantization
+    quantization = weights(args).quantization
     directory = resolve_model_dir(args.model, quantization)
     fix = f"run `perch models download {args.model} --quantization {quantization} --force`"
     if Path(args.model).is_dir():

@@ -104,5 +104,3 @@ def _report(context: DoctorContext, specs: list[CheckSpec], args: argparse.Names
                 print("\n".join(check_lines(item, width=width, details=args.verbose)), flush=True)
             printed += 1
     return [check for index in range(len(specs)) for check in results[index]]
-
-

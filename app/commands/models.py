@@ -9,8 +9,10 @@ from typing import TextIO
 
 from app.commands.common import error
 from stt import hub
-from stt.catalog import DEFAULT_MODEL, QUANTIZATIONS, Quantization
+from stt.catalog import DEFAULT_MODEL, Quantization
 from stt.errors import PerchError
+from stt.quantization import AUTO_RULE, QUANTIZATION_CHOICES, QuantizationChoice, resolve_weights
+from stt.runtime import DEVICES
 
 _MB = 1e6
 
@@ -49,12 +51,20 @@ def _add_name(parser: argparse.ArgumentParser, *, optional: bool) -> None:
 
 def _add_quantization(parser: argparse.ArgumentParser) -> None:
     # No default here, so that `perch --quantization int8 models download` keeps the top-level choice.
-    parser.add_argument("--quantization", choices=QUANTIZATIONS, default=argparse.SUPPRESS, help="weights (fp32)")
+    parser.add_argument(
+        "--quantization",
+        choices=QUANTIZATION_CHOICES,
+        default=argparse.SUPPRESS,
+        help=f"weights (auto: {AUTO_RULE})",
+    )
+    parser.add_argument(
+        "--device", choices=DEVICES, default=argparse.SUPPRESS, help="where it will run, for auto weights (auto)"
+    )
 
 
 def _quantization(args: argparse.Namespace) -> Quantization:
-    value: Quantization = getattr(args, "quantization", None) or "fp32"
-    return value
+    choice: QuantizationChoice = getattr(args, "quantization", None) or "auto"
+    return resolve_weights(choice, args.name, getattr(args, "device", None) or "auto").quantization
 
 
 def run_list(args: argparse.Namespace) -> int:

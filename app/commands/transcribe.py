@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app import formats
-from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging
+from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging, weights
 
 
 def add_parser(subparsers: Any) -> None:
@@ -21,9 +21,9 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _render(fmt: str, path: Path, transcript: Any) -> str:
+def _render(fmt: str, path: Path, transcript: Any, quantization: str) -> str:
     if fmt == "json":
-        return formats.to_json(path, transcript)
+        return formats.to_json(path, transcript, quantization)
     if fmt == "srt":
         return formats.to_srt(transcript)
     if fmt == "vtt":
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"perch: {note}", file=sys.stderr)
     if args.debug:
         print(
-            f"perch: {recognizer.files.directory.name} ({args.quantization}) on {report.device}: "
+            f"perch: {recognizer.files.directory.name}, {weights(args).describe()} on {report.device}: "
             f"load {report.load_seconds:.2f} s, warm-up {report.warmup_seconds:.2f} s",
             file=sys.stderr,
         )
@@ -64,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
                 traceback.print_exc()
             status = 1
             continue
-        print(_render(args.format, path, transcript), flush=True)
+        print(_render(args.format, path, transcript, recognizer.files.quantization), flush=True)
     return status

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.settings import QuantizationChoice, Settings, SettingsStore
+from app.settings import Settings, SettingsStore
+from stt.quantization import QuantizationChoice
 
 if TYPE_CHECKING:
     from stt.modelfiles import Quantization

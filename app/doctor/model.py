@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from app.doctor.checks import Check
 from app.doctor.context import DoctorContext
-from app.settings import resolved_quantization
+from app.settings import resolved_weights
+from stt.runtime import nvidia_present
 
 if TYPE_CHECKING:
-    from stt.modelfiles import ModelFiles, Quantization
+    from stt.modelfiles import ModelFiles
+    from stt.quantization import WeightsChoice
     from stt.runtime import Device
 
 DEVICE_LABELS = {"cuda": "the NVIDIA GPU (CUDA)", "tensorrt": "the NVIDIA GPU (TensorRT)", "cpu": "the CPU"}
@@ -35,11 +37,6 @@ class DeviceProbe:
     reason: str
     """Why not CUDA, when CUDA was wanted; empty otherwise."""
     providers: tuple[str, ...] = ()
-
-
-def nvidia_present() -> bool:
-    """Whether this machine has an NVIDIA GPU with its driver loaded (Linux), or nvidia-smi (elsewhere)."""
-    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
 def gpu_names() -> list[str]:
@@ -158,17 +155,17 @@ def _size(count: float) -> str:
     return f"{count / 1e9:.2f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
 
 
-def check_model_files(context: DoctorContext, quantization: Quantization) -> tuple[Check, ModelFiles | None]:
+def check_model_files(context: DoctorContext, weights: WeightsChoice) -> tuple[Check, ModelFiles | None]:
     """Whether the model the app would load is on disk and sound; the files when it is."""
     from stt.catalog import CATALOG, QUANTIZATIONS, variant_size
     from stt.errors import ModelFileError, ModelNotFoundError
     from stt.hub import is_downloaded, marker_path, resolve_model_dir, verify
     from stt.modelfiles import ModelConfig, ModelFiles
 
-    name, choice = context.model_name, context.quantization_choice
+    name, quantization = context.model_name, weights.quantization
     title = "Model"
     label = f"{name} ({quantization})"
-    details = [f"quantization in Settings: {choice}" + (f" → {quantization}" if choice == "auto" else "")]
+    details = [f"quantization: {weights.choice} → {weights.describe()}"]
     spec = CATALOG.get(name)
     download = f"perch models download {name} --quantization {quantization}"
     try:
@@ -265,8 +262,8 @@ def check_model(context: DoctorContext) -> Iterator[Check]:
     probe = probe_device(device, context.vad_path or vad_model_path())
     yield check_device(context, probe)
     cuda = probe.device != "cpu"
-    quantization = resolved_quantization(context.effective_settings(), cuda_available=cuda)
-    check, files = check_model_files(context, quantization)
+    weights = resolved_weights(context.effective_settings(), cuda_available=cuda)
+    check, files = check_model_files(context, weights)
     yield check
     if context.load_model:
         if files is None:

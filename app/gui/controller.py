@@ -44,6 +44,7 @@ from stt.worker import EngineWorker, WorkerOptions
 
 if TYPE_CHECKING:
     from app.doctor import DoctorContext
+    from stt.quantization import WeightsChoice
 
 log = logging.getLogger("perch.app")
 
@@ -75,6 +76,8 @@ class AppOptions:
     """The settings in effect; when given, every saved change applies at once and the menu can change them."""
     sound_cues: bool = False
     history_keep_days: int = 0
+    weights: WeightsChoice | None = None
+    """The weights the loaded model uses and why (set by `load`)."""
 
 
 class Controller(QObject):

@@ -13,7 +13,7 @@ from app import ipc
 from app.commands.common import model_files, runtime_options
 from app.history import History
 from app.launch import LaunchSettings
-from app.settings import SettingsStore, dictation_options, resolved_quantization, worker_options
+from app.settings import SettingsStore, dictation_options, resolved_weights, worker_options
 from stt.engine import Recognizer
 from stt.errors import ModelNotFoundError
 from stt.sources import AudioSource
@@ -61,19 +61,25 @@ def run(args: argparse.Namespace) -> int:
         # On the engine thread: finding out whether CUDA works takes a moment, and the tray is already up.
         current = launch.current()
         cuda = current.quantization == "auto" and _cuda_usable(current.device)
-        quantization = resolved_quantization(current, cuda_available=cuda)
-        if needs_download(current.model, quantization):
-            chosen = controllers[0].live.await_download(current.model, current.quantization, cuda)
-            if chosen is None:
+        chosen = resolved_weights(current, cuda_available=cuda)
+        if needs_download(current.model, chosen.quantization):
+            picked = controllers[0].live.await_download(current.model, current.quantization, cuda)
+            if picked is None:
                 raise ModelNotFoundError(
                     f"no speech model is downloaded yet: choose one in Settings ▸ Model, or run "
-                    f"`perch models download {current.model} --quantization {quantization}`"
+                    f"`perch models download {current.model} --quantization {chosen.quantization}`"
                 )
             current = launch.current()
-            quantization = resolved_quantization(current, cuda_available=cuda)
-        options.model_label = f"{current.model} ({quantization})"
+            chosen = resolved_weights(current, cuda_available=cuda)
+        log.info("model %s: %s weights", current.model, chosen.describe())
+        options.model_label = f"{current.model} ({chosen.quantization})"
+        options.weights = chosen
         chosen_args = argparse.Namespace(
-            model=current.model, quantization=quantization, device=current.device, threads=args.threads
+            model=current.model,
+            quantization=chosen.quantization,
+            device=current.device,
+            threads=args.threads,
+            weights=chosen,
         )
         return Recognizer(model_files(chosen_args), runtime_options(chosen_args))
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QLine
 
 from app.gui.background import run_in_background
 from app.gui.settings_form import Page
-from app.settings import Settings, resolved_quantization
+from app.settings import Settings, resolved_weights
 from stt.catalog import CATALOG, ModelSpec, Quantization, variant_size
 from stt.modelstore import is_downloaded
 
@@ -133,7 +133,7 @@ class ModelPage(Page):
         """The weights that would be loaded; None while that depends on a CUDA check still running."""
         if settings.quantization == "auto" and settings.device != "cpu" and self._cuda is None:
             return None
-        return resolved_quantization(settings, cuda_available=bool(self._cuda))
+        return resolved_weights(settings, cuda_available=bool(self._cuda)).quantization
 
     def refresh(self, settings: Settings) -> None:
         self._settings = settings

@@ -12,8 +12,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMenu
 
-from app.settings import DEVICE_CHOICES, MODE_CHOICES, QUANTIZATION_CHOICES
+from app.settings import DEVICE_CHOICES, MODE_CHOICES
 from stt.catalog import CATALOG, variant_size
+from stt.quantization import QUANTIZATION_CHOICES
 
 if TYPE_CHECKING:
     from app.gui.controller import Controller
@@ -23,6 +24,7 @@ log = logging.getLogger("perch.tray")
 MODE_LABELS = {"ptt": "Push to talk", "toggle": "Toggle", "handsfree": "Hands-free"}
 DEVICE_LABELS = {"auto": "Best available", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)", "tensorrt": "TensorRT"}
 QUANTIZATION_LABELS = {"auto": "Automatic (int8 on CPU, fp32 on GPU)", "int8": "int8", "fp32": "fp32"}
+"""Menu labels; with Automatic chosen, the weights in use follow the label."""
 
 
 class MicrophoneList(QObject):
@@ -80,6 +82,9 @@ def build_menu(menu: QMenu, app: Controller) -> None:
         spec = CATALOG.get(current.model)
         sizes = {q: f" — {variant_size(spec, q) / 1e9:.2f} GB" for q in ("int8", "fp32")} if spec else {}
         quantizations = [(QUANTIZATION_LABELS[q] + sizes.get(q, ""), q) for q in QUANTIZATION_CHOICES]
+        in_use = app.options.weights
+        if in_use is not None and current.quantization == "auto":
+            quantizations[0] = (f"{QUANTIZATION_LABELS['auto']}: {in_use.quantization} in use", "auto")
         _radio(model, quantizations, current.quantization, lambda q: app.live.update_settings(quantization=q))
         model.addSeparator()
         devices = [(DEVICE_LABELS[d], d) for d in DEVICE_CHOICES]
@@ -99,7 +104,7 @@ def build_menu(menu: QMenu, app: Controller) -> None:
 
 
 def _model_label(name: str, description: str) -> str:
-    """"Parakeet-TDT 0.6B v3 — 25 European languages" from the catalog's description."""
+    """ "Parakeet-TDT 0.6B v3 — 25 European languages" from the catalog's description."""
     title, _, rest = description.removeprefix("NVIDIA ").partition(": ")
     return f"{title} — {rest.split(',')[0]}" if rest else name
 
