@@ -23,6 +23,7 @@ import soundfile
 import soxr
 
 from stt.microphone import _PortAudio
+from stt.nativelog import import_sounddevice, stderr_to_log
 from stt.resources import resources_dir
 
 log = logging.getLogger("perch.sounds")
@@ -270,7 +271,8 @@ class SoundCues:
 
     def _open(self, rate: int, channels: int) -> OutputStream:
         assert self._factory is not None
-        with _PortAudio.lock:  # a microphone must not restart PortAudio under an open output stream
+        # A microphone must not restart PortAudio under an open output stream; ALSA's probing goes to the log.
+        with _PortAudio.lock, stderr_to_log("PortAudio"):
             stream = self._factory(
                 device=self._device,
                 samplerate=rate,
@@ -355,7 +357,7 @@ class _NoOutputError(Exception):
 def _portaudio_factory() -> StreamFactory:
     """sounddevice.OutputStream; raises _NoOutputError when PortAudio or sounddevice is missing."""
     try:
-        import sounddevice
+        sounddevice = import_sounddevice()
     except OSError as exc:
         raise _NoOutputError(f"sound cues are off: PortAudio is not installed ({exc})") from exc
     except Exception as exc:
@@ -367,9 +369,9 @@ def _portaudio_factory() -> StreamFactory:
 def _default_rate(device: int | str | None) -> int | None:
     """The output device's preferred sample rate, if PortAudio can tell."""
     try:
-        import sounddevice
-
-        return round(float(sounddevice.query_devices(device, kind="output")["default_samplerate"]))
+        sounddevice = import_sounddevice()
+        with stderr_to_log("PortAudio"):
+            return round(float(sounddevice.query_devices(device, kind="output")["default_samplerate"]))
     except Exception:
         return None
 

@@ -13,6 +13,7 @@ import soundfile
 import soxr
 
 from stt.errors import AudioError, AudioFileNotFoundError
+from stt.nativelog import stderr_to_log
 
 TARGET_RATE = 16000
 
@@ -39,6 +40,8 @@ def _decode_errors(file: Path) -> Iterator[None]:
         yield
     except soundfile.LibsndfileError as exc:
         reason = str(exc.error_string).rstrip(".")
+        if "not a regular file" in reason and file.is_file():  # libsndfile's words when no decoder knows it
+            reason = "no decoder recognises its contents"
         raise AudioError(
             f"Cannot decode {file}: the file is corrupt or not in a supported format ({reason}). "
             f"Supported formats: {SUPPORTED_FORMATS}."
@@ -54,14 +57,24 @@ def open_audio(path: str | os.PathLike[str]) -> Iterator[soundfile.SoundFile]:
     """Open an audio file for block reads; every failure while open becomes an AudioError."""
     file = Path(path)
     _check_file(file)
-    with _decode_errors(file), soundfile.SoundFile(file) as handle:
-        yield handle
+    with _decode_errors(file):
+        with stderr_to_log(f"decoding {file.name}"):  # the MP3 decoder prints its resync notes
+            handle = soundfile.SoundFile(file)
+        with handle:
+            yield handle
+
+
+def read_block(handle: soundfile.SoundFile, frames: int = -1) -> npt.NDArray[np.float32]:
+    """Up to `frames` frames (all that are left with -1) as float32 [frames, channels]."""
+    with stderr_to_log(f"decoding {Path(handle.name).name}"):
+        block: npt.NDArray[np.float32] = handle.read(frames, dtype="float32", always_2d=True)
+    return block
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[npt.NDArray[np.float32], int]:
     """Read an audio file into float32 samples [frames, channels] and return them with its sample rate."""
     with open_audio(path) as handle:
-        data = handle.read(dtype="float32", always_2d=True)
+        data = read_block(handle)
         rate = handle.samplerate
     samples: npt.NDArray[np.float32] = np.ascontiguousarray(data, dtype=np.float32)
     return samples, int(rate)

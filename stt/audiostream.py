@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from stt.audio import TARGET_RATE, open_audio
+from stt.audio import TARGET_RATE, open_audio, read_block
 from stt.errors import AudioError
 
 BLOCK_SECONDS = 30
@@ -26,7 +26,7 @@ def stream_audio(
         )
         frames = max(1, int(block_seconds * rate))
         while True:
-            block = file.read(frames, dtype="float32", always_2d=True)
+            block = read_block(file, frames)
             last = len(block) < frames
             if not np.isfinite(block).all():
                 raise AudioError(f"{path} contains NaN or infinite samples; it cannot be transcribed.")

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import soxr
 
 from stt.errors import MicrophoneError
+from stt.nativelog import import_sounddevice, stderr_to_log
 from stt.sources import SAMPLE_RATE, AudioBlock, AudioSink, CaptureStats, ErrorSink, level_dbfs
 
 logger = logging.getLogger("perch.audio")
@@ -80,7 +81,7 @@ _Item = tuple[npt.NDArray[np.float32], float]
 def _sounddevice() -> Any:
     """Import sounddevice, turning a missing or broken PortAudio into MicrophoneError."""
     try:
-        import sounddevice
+        sounddevice = import_sounddevice()
     except OSError as exc:
         raise MicrophoneError(
             f"PortAudio is not installed ({exc}), so no microphone can be used: install it "
@@ -103,9 +104,10 @@ def _refresh(sd: Any) -> bool:
         if _PortAudio.open_streams > 0 or not hasattr(sd, "_terminate") or not hasattr(sd, "_initialize"):
             return False
         try:
-            if getattr(sd, "_initialized", 1) > 0:
-                sd._terminate()
-            sd._initialize()
+            with stderr_to_log("PortAudio"):
+                if getattr(sd, "_initialized", 1) > 0:
+                    sd._terminate()
+                sd._initialize()
         except Exception as exc:
             raise MicrophoneError(
                 f"PortAudio could not start ({exc}); check that PipeWire/PulseAudio or ALSA is working."
@@ -116,12 +118,13 @@ def _refresh(sd: Any) -> bool:
 def _query_inputs(sd: Any) -> list[InputDevice]:
     """Every device with at least one input channel, in PortAudio's order."""
     try:
-        devices = sd.query_devices()
-        apis = sd.query_hostapis()
-        try:
-            default = int(sd.query_devices(kind="input")["index"])
-        except Exception:
-            default = -1
+        with stderr_to_log("PortAudio"):
+            devices = sd.query_devices()
+            apis = sd.query_hostapis()
+            try:
+                default = int(sd.query_devices(kind="input")["index"])
+            except Exception:
+                default = -1
     except Exception as exc:
         raise MicrophoneError(
             f"Cannot list the audio devices: {exc}. Check that PipeWire/PulseAudio is running."
@@ -336,21 +339,23 @@ class Microphone:
             rate = self._sample_rate or device.default_rate
             channels = min(MAX_CHANNELS, device.channels)
             try:
-                stream = sd.InputStream(
-                    device=device.index,
-                    samplerate=rate,
-                    channels=channels,
-                    blocksize=max(1, round(rate * self._block_ms / 1000)),
-                    dtype="float32",
-                    callback=self._callback,
-                )
+                with stderr_to_log("PortAudio"):
+                    stream = sd.InputStream(
+                        device=device.index,
+                        samplerate=rate,
+                        channels=channels,
+                        blocksize=max(1, round(rate * self._block_ms / 1000)),
+                        dtype="float32",
+                        callback=self._callback,
+                    )
             except Exception as exc:
                 raise MicrophoneError(
                     f"Cannot open the microphone {device.name!r} ({device.host_api}, {rate} Hz): {exc}. Check that it "
                     "is connected and not held by another program; `perch devices` lists the inputs."
                 ) from exc
             try:
-                stream.start()
+                with stderr_to_log("PortAudio"):
+                    stream.start()
             except Exception as exc:
                 _close_quietly(stream)
                 raise MicrophoneError(f"Cannot start the microphone {device.name!r}: {exc}.") from exc
@@ -527,7 +532,8 @@ def _close_quietly(stream: InputStream, *, abort: bool = True) -> None:
     halt = getattr(stream, "abort", stream.stop) if abort else stream.stop
     for action in (halt, stream.close):
         try:
-            action()
+            with stderr_to_log("PortAudio"):
+                action()
         except Exception as exc:
             logger.debug("Closing the audio stream: %s", exc)
 

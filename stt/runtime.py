@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +19,7 @@ from typing import Any, Literal
 import onnxruntime as ort
 
 from stt import paths
+from stt.nativelog import stderr_to_log
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda", "tensorrt")
@@ -95,24 +96,14 @@ def _preload_cuda() -> None:
             preload()
 
 
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silence C-level stderr while native libraries print there (ONNX Runtime's provider load failures,
-    PortAudio's and ALSA's probing)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with Path(os.devnull).open("w") as null:
-        os.dup2(null.fileno(), fd)
-    try:
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+def quiet_native_stderr() -> contextlib.AbstractContextManager[None]:
+    """ONNX Runtime's provider load failures and other native probing go to the debug log, not the terminal."""
+    return stderr_to_log("native libraries")
+
+
+def nvidia_present() -> bool:
+    """Whether this machine has an NVIDIA GPU with its driver loaded (Linux), or nvidia-smi (elsewhere)."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
 def cuda_unavailable_reason() -> str:
@@ -258,7 +249,9 @@ def create_session(
     session = _build(source, _session_options(options.threads), chain)
     used = tuple(session.get_providers())
     note = ""
-    if options.device != "cpu" and CUDA not in used:
+    if options.device == "auto" and CUDA not in used and not nvidia_present():
+        log.info("no NVIDIA GPU here: %s runs on the CPU", model.name)
+    elif options.device != "cpu" and CUDA not in used:
         note = f"running on the CPU: {cuda_unavailable_reason()}"
     elif options.device == "tensorrt" and TENSORRT not in used:
         note = "running on CUDA without TensorRT: the TensorRT libraries were not found"
