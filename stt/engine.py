@@ -19,9 +19,9 @@ from stt.instrument import Instrumentation
 from stt.joint import WINDOW, JointRunner
 from stt.longform import segment_stream
 from stt.modelfiles import ModelConfig, ModelFiles
-from stt.results import Timings, Token, Transcript, Word
+from stt.results import Timings, Token, Transcript
 from stt.runtime import RuntimeOptions, SessionInfo, create_session
-from stt.text import TokenTrack, join_words, timed_tokens, words_from_tokens
+from stt.text import Rendered, TokenTrack, join_texts, render, timed_tokens
 from stt.vocab import Vocabulary
 
 SAMPLE_RATE = 16000
@@ -138,6 +138,7 @@ class Recognizer:
         result = Transcript(text="", duration=0.0, device=self.device)
         max_samples = int(self.max_segment_seconds * SAMPLE_RATE)
         total = 0
+        texts: list[str] = []
         for start, segment in segment_stream(blocks, max_samples):
             part = self._recognize(segment, offset + start / SAMPLE_RATE)
             result.tokens.extend(part.tokens)
@@ -145,10 +146,11 @@ class Recognizer:
             result.token_starts.extend(part.token_starts)
             result.token_durations.extend(part.token_durations)
             result.words.extend(part.words)
+            texts.append(part.text)
             result.timings.add(part.timings)
             total = start + len(segment)
         result.duration = total / SAMPLE_RATE
-        result.text = join_words(result.words)
+        result.text = join_texts(texts)
         result.timings.total = (time.perf_counter() - started) * 1000
         return result
 
@@ -177,14 +179,14 @@ class Recognizer:
         t2 = time.perf_counter()
         hyp, _ = self.decode_range(encoded, 0, num_frames, None)
         t3 = time.perf_counter()
-        tokens, words = self.timed(hyp, offset)
+        tokens, rendered = self.timed(hyp, offset)
         timings.encoder, timings.decode = (t2 - t1) * 1000, (t3 - t2) * 1000
         timings.total = (time.perf_counter() - t1) * 1000
         return Transcript(
-            join_words(words),
+            rendered.text,
             num_frames * self.frame_seconds,
             tokens,
-            words,
+            rendered.words,
             timings,
             self.device,
             token_ids=hyp.ids,
@@ -259,11 +261,11 @@ class Recognizer:
         h, c = self._joint.export_state(end.state)
         return hyp, DecoderCarry(h, c, end.last_token, end.frame_offset)
 
-    def timed(self, hyp: Hypothesis, offset: float = 0.0) -> tuple[list[Token], list[Word]]:
-        """Visible tokens and words of a hypothesis, timed from `offset` seconds."""
+    def timed(self, hyp: Hypothesis, offset: float = 0.0) -> tuple[list[Token], Rendered]:
+        """Visible tokens of a hypothesis timed from `offset` seconds, and their text and words."""
         track = TokenTrack(hyp.ids, hyp.frames, hyp.durations, hyp.probabilities)
         tokens = timed_tokens(self.vocab, track, self.frame_seconds, offset)
-        return tokens, words_from_tokens(self.vocab, tokens)
+        return tokens, render(self.vocab, tokens)
 
 
 class _GuardedStep:

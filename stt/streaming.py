@@ -13,7 +13,6 @@ import onnxruntime as ort
 from stt.decoding import Hypothesis, StepTrace
 from stt.engine import SAMPLE_RATE, DecoderCarry, Recognizer
 from stt.results import Word
-from stt.text import join_words
 
 FRAME_SAMPLES = 1280
 """Samples per encoder frame (80 ms): 8 feature frames of 10 ms."""
@@ -210,8 +209,8 @@ class StreamingDecoder:
 
     def text(self) -> StreamText:
         """The text decoded so far, with the stable prefix marked."""
-        _, words = self.recognizer.timed(self.hypothesis, self.offset)
-        text = join_words(words)
-        if self.finished or len(words) < 2:
-            return StreamText(text, len(text) if self.finished else 0, words)
-        return StreamText(text, len(join_words(words[:-1])), words)
+        _, rendered = self.recognizer.timed(self.hypothesis, self.offset)
+        text, words = rendered.text, rendered.words
+        if self.finished:
+            return StreamText(text, len(text), words)
+        return StreamText(text, rendered.stable_chars if len(words) > 1 else 0, words)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stt.errors import ModelFileError, ModelNotFoundError
@@ -20,6 +21,8 @@ class Vocabulary:
 
     pieces: tuple[str, ...]
     blank_id: int
+    punctuation: frozenset[str] = field(default=frozenset())
+    """Marks that lose the space before them, as NeMo finds them in the vocabulary (`punctuation_marks`)."""
 
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
@@ -45,7 +48,7 @@ class Vocabulary:
         pieces = tuple(by_id[i] for i in range(len(by_id)))
         if pieces[-1] != BLANK_PIECE:
             raise ModelFileError(f"{path}: the last token must be {BLANK_PIECE}, found {pieces[-1]!r}")
-        return cls(pieces, len(pieces) - 1)
+        return cls(pieces, len(pieces) - 1, punctuation_marks(pieces))
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -66,3 +69,18 @@ class Vocabulary:
     def starts_word(self, token_id: int) -> bool:
         """Whether a token begins a new word."""
         return self.pieces[token_id].startswith(WORD_MARK)
+
+
+_SPECIAL_PIECE = re.compile(r"^\[.*\]$|^<.*>$|^##|^" + WORD_MARK + r"|^\s*$")
+
+
+def punctuation_marks(pieces: tuple[str, ...]) -> frozenset[str]:
+    """Every punctuation character (Unicode category P) of a piece that is not special: not `[…]`, `<…>`,
+    `##…`, a word-start piece or blank. NeMo removes one space before each of these in its text."""
+    return frozenset(
+        char
+        for piece in pieces
+        if not _SPECIAL_PIECE.match(piece)
+        for char in piece
+        if unicodedata.category(char).startswith("P")
+    )

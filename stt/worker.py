@@ -22,6 +22,7 @@ from stt.events import Error, EventSink, Final, Idle, Partial, SegmentText, Utte
 from stt.recordings import RecordingStore
 from stt.results import Word
 from stt.streaming import PRESETS, StreamingDecoder, StreamingPreset, StreamText
+from stt.text import Rendered
 
 log = logging.getLogger("perch.worker")
 
@@ -195,9 +196,7 @@ class EngineWorker:
         """The speech that opened segment `index` was too short to keep."""
         self._put(_Drop(utterance, index))
 
-    def end_utterance(
-        self, utterance: int, stopped_at: float, audio: Path | None, timeline_start: float = 0.0
-    ) -> None:
+    def end_utterance(self, utterance: int, stopped_at: float, audio: Path | None, timeline_start: float = 0.0) -> None:
         """Dictation stopped: emit the final once every segment before this is done."""
         self._put(_End(utterance, stopped_at, audio, timeline_start))
 
@@ -380,17 +379,17 @@ class EngineWorker:
         try:
             if self.options.final == "streaming" and stream is not None:
                 stream.finish()
-                _, words = recognizer.timed(stream.hypothesis, job.offset)
-                words = _clip(words, job.offset, job.offset + len(job.samples) / SAMPLE_RATE)
+                _, rendered = recognizer.timed(stream.hypothesis, job.offset)
+                text, words = _clip(rendered, job.offset, job.offset + len(job.samples) / SAMPLE_RATE)
             else:
-                words = recognizer.transcribe(job.samples, job.offset).words
+                transcript = recognizer.transcribe(job.samples, job.offset)
+                text, words = transcript.text, transcript.words
         except Exception as exc:
             utterance.failure = str(exc) or type(exc).__name__
             log.error("transcription of a segment failed: %s", utterance.failure)
             return
         finally:
             utterance.work.append((started, time.monotonic()))
-        text = " ".join(w.text for w in words)
         utterance.segments[job.index] = SegmentText(job.start, job.end, text, words)
         utterance.streamed.pop(job.index, None)
         self._emit_partial(job.utterance)
@@ -449,6 +448,12 @@ class EngineWorker:
         )
 
 
-def _clip(words: list[Word], start: float, end: float) -> list[Word]:
-    """Words that begin inside [start, end): streamed audio can run past a segment's end."""
-    return [w for w in words if start - 0.08 <= w.start < end]
+def _clip(rendered: Rendered, start: float, end: float) -> tuple[str, list[Word]]:
+    """The text and words of the words that begin inside [start, end): streamed audio can run past a
+    segment's end."""
+    inside = [i for i, w in enumerate(rendered.words) if start - 0.08 <= w.start < end]
+    if not inside:
+        return "", []
+    first, last = inside[0], inside[-1]
+    text = rendered.text[rendered.spans[first][0] : rendered.spans[last][1]]
+    return text, rendered.words[first : last + 1]
