@@ -128,33 +128,37 @@ class Recognizer:
         """Recognise 16 kHz mono samples of any length; times are shifted by `offset` seconds."""
         return self.transcribe_stream([samples], offset)
 
-    def transcribe_stream(self, blocks: Iterable[npt.NDArray[np.float32]], offset: float = 0.0) -> Transcript:
+    def transcribe_stream(
+        self,
+        blocks: Iterable[npt.NDArray[np.float32]],
+        offset: float = 0.0,
+        progress: Callable[[float], None] | None = None,
+    ) -> Transcript:
         """Recognise 16 kHz mono audio given as consecutive blocks, one encoder pass per segment.
 
         Audio longer than the model's limit is cut at the quietest point near it; memory stays
-        bounded by the segment size however long the input.
+        bounded by the segment size however long the input. `progress` gets the seconds done after
+        each segment.
         """
         started = time.perf_counter()
-        result = Transcript(text="", duration=0.0, device=self.device)
+        result = TranscriptBuilder(self.device)
         max_samples = int(self.max_segment_seconds * SAMPLE_RATE)
-        total = 0
-        texts: list[str] = []
         for start, segment in segment_stream(blocks, max_samples):
-            part = self._recognize(segment, offset + start / SAMPLE_RATE)
-            result.tokens.extend(part.tokens)
-            result.token_ids.extend(part.token_ids)
-            result.token_starts.extend(part.token_starts)
-            result.token_durations.extend(part.token_durations)
-            result.words.extend(part.words)
-            texts.append(part.text)
-            result.timings.add(part.timings)
-            total = start + len(segment)
-        result.duration = total / SAMPLE_RATE
-        result.text = join_texts(texts)
-        result.timings.total = (time.perf_counter() - started) * 1000
-        return result
+            result.add(self.transcribe_segment(segment, offset + start / SAMPLE_RATE), start + len(segment))
+            if progress is not None:
+                progress(result.samples / SAMPLE_RATE)
+        return result.finish(started)
 
-    def _recognize(self, samples: npt.NDArray[np.float32], offset: float) -> Transcript:
+    def transcribe_segment(
+        self, samples: npt.NDArray[np.float32], offset: float = 0.0, run_options: ort.RunOptions | None = None
+    ) -> Transcript:
+        """Recognise one segment no longer than `max_segment_seconds`; a run stopped through
+        `run_options.terminate` raises (ONNX Runtime's error) and changes nothing."""
+        return self._recognize(samples, offset, run_options)
+
+    def _recognize(
+        self, samples: npt.NDArray[np.float32], offset: float, run_options: ort.RunOptions | None = None
+    ) -> Transcript:
         duration = len(samples) / SAMPLE_RATE
         if not np.isfinite(samples).all():
             raise AudioError("the audio contains NaN or infinite samples; it cannot be transcribed")
@@ -165,17 +169,23 @@ class Recognizer:
         self.instrumentation.check("features", features)
         self.instrumentation.tap(samples, features)
         t1 = time.perf_counter()
-        result = self.recognize_features(features, length, offset)
+        result = self.recognize_features(features, length, offset, run_options)
         result.duration = duration
         result.timings.features = (t1 - t0) * 1000
         result.timings.total = (time.perf_counter() - t0) * 1000
         return result
 
-    def recognize_features(self, features: npt.NDArray[np.float32], length: int, offset: float = 0.0) -> Transcript:
+    def recognize_features(
+        self,
+        features: npt.NDArray[np.float32],
+        length: int,
+        offset: float = 0.0,
+        run_options: ort.RunOptions | None = None,
+    ) -> Transcript:
         """Encode and decode log-mel features [features_size, T] with `length` valid frames."""
         timings = Timings()
         t1 = time.perf_counter()
-        encoded, num_frames = self._encode_features(features, length, None)
+        encoded, num_frames = self._encode_features(features, length, run_options)
         t2 = time.perf_counter()
         hyp, _ = self.decode_range(encoded, 0, num_frames, None)
         t3 = time.perf_counter()
@@ -266,6 +276,35 @@ class Recognizer:
         track = TokenTrack(hyp.ids, hyp.frames, hyp.durations, hyp.probabilities)
         tokens = timed_tokens(self.vocab, track, self.frame_seconds, offset)
         return tokens, render(self.vocab, tokens)
+
+
+class TranscriptBuilder:
+    """Segments' transcripts joined into one, in order."""
+
+    def __init__(self, device: str) -> None:
+        self.transcript = Transcript(text="", duration=0.0, device=device)
+        self.samples = 0
+        """Input samples covered so far."""
+        self._texts: list[str] = []
+
+    def add(self, part: Transcript, covered_samples: int) -> None:
+        """Append the next segment's transcript; `covered_samples` is where that segment ends in the input."""
+        result = self.transcript
+        result.tokens.extend(part.tokens)
+        result.token_ids.extend(part.token_ids)
+        result.token_starts.extend(part.token_starts)
+        result.token_durations.extend(part.token_durations)
+        result.words.extend(part.words)
+        result.timings.add(part.timings)
+        self._texts.append(part.text)
+        self.samples = covered_samples
+
+    def finish(self, started: float) -> Transcript:
+        """The whole transcript; `started` is the `perf_counter` time the work began."""
+        self.transcript.duration = self.samples / SAMPLE_RATE
+        self.transcript.text = join_texts(self._texts)
+        self.transcript.timings.total = (time.perf_counter() - started) * 1000
+        return self.transcript
 
 
 class _GuardedStep:

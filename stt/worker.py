@@ -19,6 +19,7 @@ import onnxruntime as ort
 from stt.engine import SAMPLE_RATE, Recognizer
 from stt.errors import ModelError
 from stt.events import Error, EventSink, Final, Idle, Partial, SegmentText, UtteranceTimings
+from stt.filejob import FileJob
 from stt.recordings import RecordingStore
 from stt.results import Word
 from stt.streaming import PRESETS, StreamingDecoder, StreamingPreset, StreamText
@@ -103,6 +104,7 @@ class _Call:
 
 _Job = _Open | _Audio | _Close | _Drop | _End | _Cancel | _Options | _Call
 _URGENT = (_Close, _End, _Cancel)
+_DICTATION = (_Open, _Audio, _Close, _Drop, _End, _Cancel)
 
 
 @dataclass
@@ -137,6 +139,8 @@ class EngineWorker:
         self._closing = False
         self._working = False
         self._partial_run: ort.RunOptions | None = None
+        self._file_run: ort.RunOptions | None = None
+        self._files: deque[FileJob] = deque()
         self._utterances: dict[int, _Utterance] = {}
         self._stream: StreamingDecoder | None = None
         self._stream_key: tuple[int, int] | None = None
@@ -160,9 +164,11 @@ class EngineWorker:
         self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Finish the queued jobs, then stop."""
+        """Finish the queued jobs, then stop; file jobs still waiting fail."""
         with self._cond:
             self._closing = True
+            if self._file_run is not None:
+                self._file_run.terminate = True
             self._cond.notify()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -215,6 +221,28 @@ class EngineWorker:
         self._put(_Call(work, future))
         return future
 
+    def add_file(self, job: FileJob) -> None:
+        """Transcribe a file when dictation leaves the engine free: one segment per step, never while an
+        utterance is being recorded or finished (a step in flight then is stopped and redone later)."""
+        with self._cond:
+            if not self._closing and self.load_error is None:
+                self._files.append(job)
+                self._cond.notify()
+                return
+        job.fail(f"the model is not loaded ({self.load_error})" if self.load_error else "the engine has stopped")
+
+    def cancel_file(self, job: FileJob) -> None:
+        """Stop a file job: a waiting one ends at once, a running one within its current segment."""
+        with self._cond:
+            running = bool(self._files) and self._files[0] is job and self._file_run is not None
+            waiting = not running and job in self._files
+            if waiting:
+                self._files.remove(job)
+            job.cancel()
+            self._cond.notify()
+        if waiting or not running:
+            job.cancel_waiting()
+
     def cancel_utterance(self, utterance: int) -> None:
         """Forget an utterance: no final."""
         self._put(_Cancel(utterance))
@@ -224,6 +252,8 @@ class EngineWorker:
             self._jobs.append(job)
             if isinstance(job, _URGENT) and self._partial_run is not None:
                 self._partial_run.terminate = True
+            if isinstance(job, _DICTATION) and self._file_run is not None:
+                self._file_run.terminate = True
             self._cond.notify()
 
     # The worker thread.
@@ -238,20 +268,28 @@ class EngineWorker:
             self._emit(Error("model", self.load_error))
         finally:
             self.ready.set()
+        if self.load_error is not None:
+            self._fail_files(f"the model is not loaded ({self.load_error})")
         while True:
+            file: FileJob | None = None
             with self._cond:
-                while not self._jobs and not self._closing and not self._partial_due():
+                while not self._jobs and not self._closing and not self._partial_due() and not self._file_due():
                     self._cond.wait()
                 if self._jobs:
                     job: _Job | None = self._jobs.popleft()
                 elif self._closing:
-                    return
-                else:
+                    break
+                elif self._partial_due():
                     job = None
                     self._partial_run = ort.RunOptions()
+                else:
+                    job, file = None, self._files[0]
+                    self._file_run = ort.RunOptions()
                 self._working = True
             try:
-                if job is None:
+                if file is not None:
+                    self._file_step(file)
+                elif job is None:
                     self._partial_step()
                 else:
                     self._handle(job)
@@ -259,8 +297,25 @@ class EngineWorker:
                 log.exception("the engine worker failed on %s", type(job).__name__ if job else "a partial step")
             finally:
                 with self._cond:
-                    self._partial_run = None
+                    self._partial_run = self._file_run = None
                     self._working = False
+        self._fail_files("Perch is quitting; the transcription was not finished")
+
+    def _file_due(self) -> bool:
+        return bool(self._files) and not self._utterances and self.recognizer is not None
+
+    def _file_step(self, file: FileJob) -> None:
+        assert self.recognizer is not None and self._file_run is not None
+        if file.step(self.recognizer, self._file_run):
+            with self._cond:
+                if self._files and self._files[0] is file:
+                    self._files.popleft()
+
+    def _fail_files(self, message: str) -> None:
+        with self._cond:
+            files, self._files = list(self._files), deque()
+        for file in files:
+            file.fail(message)
 
     def _partial_due(self) -> bool:
         return self._stream is not None and not self._stream.finished and self._stream.ready()
