@@ -13,6 +13,13 @@ MAX_CUE_SECONDS = 6.0
 _SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 
 
+def clock(seconds: float) -> str:
+    """A duration as 1:02:03, or 2:03 under an hour."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
 def to_json(path: Path, transcript: Transcript, quantization: str = "") -> str:
     """One JSON object on one line; `quantization` names the weights that made it."""
     return json.dumps(

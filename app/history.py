@@ -24,7 +24,7 @@ DAY_S = 86400.0
 
 _COLUMNS = (
     "id, created, duration_s, text, stop_to_final_ms, stop_to_typed_ms, model, device, audio_path, status, error,"
-    " previous_text"
+    " previous_text, source_path"
 )
 
 # Each step takes the database from version i to i + 1; `user_version` records how many have run.
@@ -50,6 +50,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX entries_created ON entries (created)",
         "CREATE INDEX entries_audio_path ON entries (audio_path) WHERE audio_path IS NOT NULL",
     ),
+    # A transcribed file: its own path, which retention and deletion never touch (audio_path stays NULL).
+    ("ALTER TABLE entries ADD COLUMN source_path TEXT",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -76,6 +78,13 @@ class HistoryEntry:
     error: str | None
     previous_text: str | None = None
     """The text before the last re-transcription, if there was one."""
+    source_path: str | None = None
+    """For a transcribed file, the file (Perch never deletes it); None for dictation."""
+
+    @property
+    def input_path(self) -> str | None:
+        """The audio to transcribe again: the recording, or the transcribed file."""
+        return self.audio_path or self.source_path
 
 
 class NewEntry(TypedDict):
@@ -272,13 +281,15 @@ class History:
         status: str = "ok",
         error: str | None = None,
         created: float | None = None,
+        source_path: str | Path | None = None,
     ) -> int:
-        """Store an utterance; `created` defaults to now. Returns its id."""
+        """Store an utterance (or a transcribed file, with `source_path`); `created` defaults to now. Returns
+        its id."""
         _check_status(status)
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO entries (created, duration_s, text, stop_to_final_ms, stop_to_typed_ms, model, device,"
-                " audio_path, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " audio_path, status, error, source_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     time.time() if created is None else created,
                     duration_s,
@@ -290,6 +301,7 @@ class History:
                     None if audio_path is None else str(audio_path),
                     status,
                     error,
+                    None if source_path is None else str(source_path),
                 ),
             )
             entry_id = cursor.lastrowid

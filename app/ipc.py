@@ -17,7 +17,9 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 log = logging.getLogger("perch.ipc")
 
-COMMANDS = ("ptt press", "ptt release", "toggle", "cancel", "quit", "show", "status")
+COMMANDS = ("ptt press", "ptt release", "toggle", "cancel", "quit", "show", "status", "files")
+WITH_ARGUMENT = ("transcribe",)
+"""Commands followed by a space and their argument (`transcribe` takes a JSON list of file paths)."""
 """What the running app accepts, one per line; it answers `ok` or `error: <why>`."""
 
 
@@ -100,7 +102,7 @@ class CommandServer(QObject):
         if not connection.canReadLine():
             return
         line = bytes(connection.readLine().data()).decode(errors="replace").strip()
-        if line in COMMANDS:
+        if line in COMMANDS or line.partition(" ")[0] in WITH_ARGUMENT:
             try:
                 answer = self._handle(line)
             except Exception as exc:  # a command must never take the app down

@@ -117,6 +117,14 @@ class FileJob:
             if self._run is not None:
                 self._run.terminate = True
 
+    def restart(self) -> None:
+        """Start again from the beginning (on another model); a cancelled or ended job stays ended."""
+        if self.finished or self._cancelled:
+            return
+        self._segments = self._pending = self._builder = None
+        self._engine_s = 0.0
+        self.state = "queued"
+
     def cancel_waiting(self) -> None:
         """End a job that is not running as cancelled, at once."""
         self.cancel()

@@ -231,6 +231,15 @@ class EngineWorker:
                 return
         job.fail(f"the model is not loaded ({self.load_error})" if self.load_error else "the engine has stopped")
 
+    def take_files(self) -> list[FileJob]:
+        """Remove every file job not yet ended and return them, e.g. to run them on a new model; one
+        running now is stopped."""
+        with self._cond:
+            files, self._files = list(self._files), deque()
+            if self._file_run is not None:
+                self._file_run.terminate = True
+        return files
+
     def cancel_file(self, job: FileJob) -> None:
         """Stop a file job: a waiting one ends at once, a running one within its current segment."""
         with self._cond:

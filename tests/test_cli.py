@@ -200,3 +200,39 @@ def test_models_download_offline_says_how_with_the_auto_weights() -> None:
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--quantization int8" in lines[0] and "None" not in lines[0]
+
+
+def test_a_long_file_shows_progress_on_a_terminal_only(words_model: Path, speak: Speak, tmp_path: Path) -> None:
+    import pty
+
+    from .longaudio import spaced_phrases, write_long_file
+
+    path = write_long_file(tmp_path / "long.wav", 65, spaced_phrases(speak, ["hello world"] * 10, every_s=6.0))
+    controller, terminal = pty.openpty()
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "transcribe", str(path), "--model", str(words_model), "--device", "cpu"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert done.returncode == 0
+    assert done.stdout.strip() == " ".join(["hello world"] * 10)
+    text = shown.decode()
+    assert "long.wav: 0:00 / 1:05" in text and "1:05 / 1:05 100%" in text and "real time" in text
+    assert text.endswith("\r")  # the line is wiped at the end
+    piped = perch("transcribe", str(path), "--model", str(words_model), "--device", "cpu")
+    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout == done.stdout

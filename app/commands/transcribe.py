@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from app import formats
 from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging, weights
@@ -29,6 +31,55 @@ def _render(fmt: str, path: Path, transcript: Any, quantization: str) -> str:
     if fmt == "vtt":
         return formats.to_vtt(transcript)
     return str(transcript.text)
+
+
+PROGRESS_AFTER_S = 30.0
+"""Files at least this long show a progress line on a terminal."""
+
+
+class FileProgressLine:
+    """A progress line on stderr, redrawn in place, for a long file when stderr is a terminal; nothing otherwise."""
+
+    def __init__(self, name: str, duration: float, stream: TextIO) -> None:
+        self.name, self.duration, self.stream = name, duration, stream
+        self.started = time.perf_counter()
+        self.drawn = 0
+
+    @classmethod
+    def for_file(cls, path: Path, stream: TextIO | None = None) -> contextlib.AbstractContextManager[Any]:
+        """A context giving the `progress` callable for `Recognizer.transcribe_stream`, or None."""
+        from stt.errors import PerchError
+        from stt.filejob import audio_duration
+
+        stream = stream or sys.stderr
+        if not stream.isatty():
+            return contextlib.nullcontext(None)
+        try:
+            duration = audio_duration(path)
+        except PerchError:
+            return contextlib.nullcontext(None)  # the transcription reports the problem
+        if duration < PROGRESS_AFTER_S:
+            return contextlib.nullcontext(None)
+        return cls(path.name, duration, stream)
+
+    def __enter__(self) -> FileProgressLine:
+        self(0.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.write("\r" + " " * self.drawn + "\r")
+        self.stream.flush()
+
+    def __call__(self, done_s: float) -> None:
+        elapsed = time.perf_counter() - self.started
+        fraction = min(1.0, done_s / self.duration) if self.duration else 1.0
+        line = f"{self.name}: {formats.clock(done_s)} / {formats.clock(self.duration)} {fraction * 100:3.0f}%"
+        if done_s > 0 and elapsed > 0:
+            speed = done_s / elapsed
+            line += f", {speed:.1f}x real time, {formats.clock(max(0.0, self.duration - done_s) / speed)} left"
+        self.stream.write("\r" + line.ljust(self.drawn))
+        self.stream.flush()
+        self.drawn = len(line)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            transcript = recognizer.transcribe_stream(stream_audio(path))
+            with FileProgressLine.for_file(path) as progress:
+                transcript = recognizer.transcribe_stream(stream_audio(path), progress=progress)
         except PerchError as exc:
             error(str(exc))
             if args.debug:

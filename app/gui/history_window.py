@@ -10,7 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -30,6 +39,7 @@ from app.gui.history_model import ERROR_COLOR, HistoryModel
 from app.gui.history_typing import StepAsideTyping
 from app.gui.history_view import EntryDetail, HistoryTable, action_button, ask_to_delete
 from app.gui.icons import state_icon
+from app.gui.transcribe_window import dropped_files
 from app.history import History, HistoryEntry
 
 PAGE_SIZE = 100
@@ -52,10 +62,13 @@ class HistoryWindow(QWidget):
         type_text: Callable[[str], None],
         retranscribe: Callable[[Path], str],
         retention: tuple[int, int] = (0, 20),
+        transcribe_files: Callable[[list[Path]], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowFlag(Qt.WindowType.Window)
+        self._transcribe_files = transcribe_files
+        self.setAcceptDrops(transcribe_files is not None)
         self.setWindowTitle("Perch history")
         self.setWindowIcon(state_icon(Phase.IDLE))
         self.resize(920, 600)
@@ -68,6 +81,8 @@ class HistoryWindow(QWidget):
         self._total = 0
         self._shown_query = ""
         self._stale = False
+        self._wanted: int | None = None
+        """An entry to select once the list has loaded (`select_entry`)."""
 
         self.model = HistoryModel(self)
         self.model.more_wanted.connect(self._load_more)
@@ -211,6 +226,24 @@ class HistoryWindow(QWidget):
             lambda exc: self._load_failed(generation, exc),
         )
 
+    def select_entry(self, entry_id: int) -> None:
+        """Show one entry, selected: the search is cleared and the list reloaded."""
+        self._wanted = entry_id
+        self.search.blockSignals(True)
+        self.search.clear()
+        self.search.blockSignals(False)
+        self.refresh()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if self._transcribe_files is not None and dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        files = dropped_files(event.mimeData())
+        if self._transcribe_files is not None and files:
+            event.acceptProposedAction()
+            self._transcribe_files(files)
+
     def entry_added(self) -> None:
         """A new dictation was stored: show it (at once if the window is open, else when it opens)."""
         if self.isVisible():
@@ -244,6 +277,10 @@ class HistoryWindow(QWidget):
         anchor_id = self.model.entry(anchor_row).id if anchor_row >= 0 and not at_top else None
         self.model.reset(entries, more)
         self._reselect(selected, current_id)
+        if self._wanted is not None and self.model.row_of(self._wanted) is not None:
+            self._reselect([self._wanted], self._wanted)
+            at_top, anchor_id = False, self._wanted
+            self._wanted = None
         anchor = None if anchor_id is None else self.model.row_of(anchor_id)
         if anchor is not None:
             self.table.scrollTo(self.model.index(anchor, 0), QAbstractItemView.ScrollHint.PositionAtTop)
@@ -300,7 +337,7 @@ class HistoryWindow(QWidget):
 
     @staticmethod
     def _has_audio(entry: HistoryEntry) -> bool:
-        return entry.audio_path is not None and Path(entry.audio_path).is_file()
+        return entry.input_path is not None and Path(entry.input_path).is_file()
 
     def _selection_changed(self) -> None:
         chosen = self.selected_entries()
@@ -311,7 +348,7 @@ class HistoryWindow(QWidget):
         self.retranscribe_action.setEnabled(audio and single is not None and single.id not in self.model.busy)
         self.delete_action.setEnabled(bool(chosen))
         self.folder_action.setEnabled(
-            single is not None and single.audio_path is not None and Path(single.audio_path).parent.is_dir()
+            single is not None and single.input_path is not None and Path(single.input_path).parent.is_dir()
         )
         if single is not None:
             busy = single.id in self.model.busy
@@ -350,9 +387,9 @@ class HistoryWindow(QWidget):
     def retranscribe_selected(self) -> None:
         """Run the speech model again on the selected entry's recording, off the GUI thread."""
         entry = self._single()
-        if entry is None or entry.audio_path is None or entry.id in self.model.busy or not self._has_audio(entry):
+        if entry is None or entry.input_path is None or entry.id in self.model.busy or not self._has_audio(entry):
             return
-        path = Path(entry.audio_path)
+        path = Path(entry.input_path)
         entry_id = entry.id
         self.model.set_busy(entry_id, True)
         self._notify("Re-transcribing…")
@@ -415,9 +452,9 @@ class HistoryWindow(QWidget):
     def open_audio_folder(self) -> None:
         """Open the folder holding the selected entry's recording in the file manager."""
         entry = self._single()
-        if entry is None or entry.audio_path is None:
+        if entry is None or entry.input_path is None:
             return
-        folder = Path(entry.audio_path).parent
+        folder = Path(entry.input_path).parent
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self._notify(f"Could not open {folder}; open it in your file manager.", error=True)
 

@@ -183,9 +183,13 @@ class LiveSettings(QObject):
         """On the control thread: another microphone, and with `reload_model` another model too."""
         self.app.dictation.close()
         if reload_model:
+            files = self.app.worker.take_files()
             self.app.worker.close()
             self.app.worker = self.app._new_worker()
             self.app._start_engine()
+            for file in files:  # files being transcribed start again on the new model
+                file.restart()
+                self.app.worker.add_file(file)
         try:
             self.app.dictation = self.app._new_dictation()
         except PerchError as exc:

@@ -96,6 +96,7 @@ def build_menu(menu: QMenu, app: Controller) -> None:
     captions.setChecked(app.options.caption.show)
     captions.toggled.connect(app.show_captions)
     menu.addSeparator()
+    menu.addAction("Transcribe files…").triggered.connect(app.windows.choose_files_to_transcribe)
     menu.addAction("History…").triggered.connect(app.windows.show_history)
     menu.addAction("Settings…").triggered.connect(app.windows.show_settings)
     menu.addAction("Check setup…").triggered.connect(app.windows.show_check_setup)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 if TYPE_CHECKING:
     from app.gui.controller import Controller
@@ -28,7 +29,9 @@ class Windows(QObject):
         self.history: Any = None
         self.check_setup: Any = None
         self.first_run: Any = None
+        self.transcribe: Any = None
         self.history_changed.connect(self._history_changed)
+        app.files.stored.connect(lambda _job, _entry: self._history_changed())
 
     def show_settings(self, page: str | None = None) -> None:
         """The settings dialog (on `page` when given)."""
@@ -62,10 +65,45 @@ class Windows(QObject):
                 type_text=self._app.type_again,
                 retranscribe=self._app.retranscribe,
                 retention=(options.history_keep_days, options.keep_recordings),
+                transcribe_files=self.transcribe_files,
             )
         else:
             self.history.refresh()
         _bring_forward(self.history)
+
+    def show_history_entry(self, entry_id: int) -> None:
+        """The history window with one entry selected."""
+        self.show_history()
+        if self.history is not None:
+            self.history.select_entry(entry_id)
+
+    def show_transcribe(self) -> None:
+        """The Transcribe window, with every file handed over so far."""
+        if self.transcribe is None:
+            from app.gui.transcribe_window import TranscribeWindow
+
+            app = self._app
+            weights = app.options.weights
+            self.transcribe = TranscribeWindow(app.files, lambda: "" if weights is None else weights.quantization)
+            self.transcribe.history_wanted.connect(self.show_history_entry)
+        _bring_forward(self.transcribe)
+
+    def transcribe_files(self, paths: list[Path]) -> None:
+        """Transcribe files (dropped on a window, or chosen): they are queued and the Transcribe window shows them."""
+        self.show_transcribe()
+        self.transcribe.transcribe(paths)
+
+    def choose_files_to_transcribe(self) -> None:
+        """Tray ▸ Transcribe files…: a file dialog (not modal to anything), then the Transcribe window."""
+        from app.gui.transcribe_window import AUDIO_FILTER
+
+        dialog = QFileDialog(None, "Transcribe audio files")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
+        dialog.setNameFilter(AUDIO_FILTER)
+        dialog.filesSelected.connect(lambda files: self.transcribe_files([Path(f) for f in files]))
+        dialog.finished.connect(dialog.deleteLater)
+        self._file_dialog = dialog
+        dialog.open()
 
     def show_check_setup(self) -> None:
         """The Check setup window; it runs the checks each time it opens."""
@@ -113,7 +151,7 @@ class Windows(QObject):
 
     def close(self) -> None:
         """Close every window that was opened."""
-        for window in (self.settings, self.history, self.check_setup, self.first_run):
+        for window in (self.settings, self.history, self.check_setup, self.first_run, self.transcribe):
             if window is not None:
                 window.close()
         if self.history is not None:
