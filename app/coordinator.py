@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 
 class Phase(enum.Enum):
@@ -294,3 +295,40 @@ def _next_typing(state: State, actions: list[Action]) -> tuple[State, list[Actio
     if not text:
         return _next_typing(_forget(state, utterance), actions)
     return replace(state, typing=utterance, ready=tuple(ready[1:])), [*actions, TypeText(utterance, text)]
+
+
+# How a step ended an utterance, for the caption's state line.
+
+EndingKind = Literal["typed", "clipboard", "cancelled", "no speech", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How an utterance (or a recording) ended."""
+
+    kind: EndingKind
+    message: str = ""
+    """Why, for `clipboard` and `failed`."""
+
+
+def ending(before: State, event: Input, after: State) -> Ending | None:
+    """How the step from `before` to `after` on `event` ended an utterance or a recording; None when it ended none."""
+    others = tuple(u for u in before.waiting if u != before.typing)
+    if isinstance(event, Typed) and event.utterance == before.typing:
+        return Ending("typed")
+    if isinstance(event, TypingFailed) and event.utterance == before.typing:
+        return Ending("clipboard", event.message)
+    if isinstance(event, UtteranceFailed):
+        return Ending("failed", event.message)
+    if isinstance(event, CaptureFailed):
+        return Ending("failed", event.message) if before.capturing else None
+    if isinstance(event, Cancel):
+        return Ending("cancelled") if before.capturing or others else None
+    if isinstance(event, EngineIdle):
+        return Ending("no speech") if others else None
+    if isinstance(event, FinalText):
+        return Ending("no speech") if not event.text and event.utterance not in before.dropped else None
+    if isinstance(event, (Release, Toggle)) and before.capturing and not after.capturing:
+        # Stopped before any utterance opened (hands-free between utterances, or a very short press).
+        return Ending("stopped") if before.utterance is None else None
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -14,18 +15,22 @@ from pytestqt.qtbot import QtBot
 
 from app import coordinator as co
 from app import ipc
+from app.gui.caption_parts import STATE_COLOR, WARNING_COLOR
 from app.gui.controller import AppOptions, Controller
 from app.history import History
+from app.injection import X11Clipboard, text_formats
 from app.launch import LaunchSettings
 from app.settings import SettingsStore, dictation_options
 from stt.dictation import DictationOptions
 from stt.engine import Recognizer
+from stt.errors import MicrophoneError
 from stt.modelfiles import ModelFiles
 from stt.runtime import RuntimeOptions
 from stt.worker import WorkerOptions
 
 from .conftest import Speak
 from .live import HandSource, silence
+from .xserver import TargetWindows, need_tools
 
 
 @pytest.fixture
@@ -258,7 +263,8 @@ def test_settings_wait_for_the_utterance_in_progress(
 ) -> None:
     app, launch, sources, loads = configured
     app.toggle()
-    qtbot.waitUntil(lambda: app.dictation.recording, timeout=5000)  # started on the control thread
+    # Started on the control thread, and the utterance it opened known here: a stop before that ends nothing.
+    qtbot.waitUntil(lambda: app.dictation.recording and app.state.utterance is not None, timeout=5000)
     launch.update(device="cpu")
     sources[0].push(np.concatenate([speak("hello world"), silence(0.3)]))
     assert loads == ["auto"]  # not while recording
@@ -339,3 +345,202 @@ def test_closing_the_download_dialog_leaves_a_clear_error(qtbot: QtBot, tmp_path
     finally:
         app.close()
         launch.close()
+
+
+# The caption's state line follows the coordinator, as the tray icon does.
+
+
+def caption_line(app: Controller) -> str:
+    """What the caption's state line says."""
+    return app.caption.state_label.full_text()
+
+
+def tray_phase(app: Controller) -> str:
+    """The first line of the tray's tooltip ("Perch: idle")."""
+    return app.tray.icon.toolTip().splitlines()[0]
+
+
+def caption_warns(app: Controller) -> bool:
+    """Whether the state line is in the warning colour."""
+    style = app.caption.state_label.styleSheet()
+    assert WARNING_COLOR in style or STATE_COLOR in style, style
+    return WARNING_COLOR in style
+
+
+def press(app: Controller, qtbot: QtBot) -> None:
+    """Push-to-talk down, until the pipeline has opened the utterance."""
+    assert app.command("ptt press") == "ok"
+    assert (caption_line(app), tray_phase(app)) == ("Listening…", "Perch: recording")
+    assert app.caption.isVisible()
+    qtbot.waitUntil(lambda: app.state.utterance is not None and app.dictation.recording, timeout=5000)
+    assert caption_line(app) == "Listening…"
+
+
+def release(app: Controller) -> None:
+    """Push-to-talk up: the utterance is being transcribed."""
+    assert app.command("ptt release") == "ok"
+    assert (caption_line(app), tray_phase(app)) == ("Transcribing…", "Perch: transcribing")
+
+
+@pytest.fixture
+def typing_app(
+    qtbot: QtBot, words_model: Path, xvfb_display: str, tmp_path: Path
+) -> Iterator[tuple[Controller, HandSource, TargetWindows]]:
+    """A push-to-talk controller that types with XTest into text windows on an Xvfb display."""
+    need_tools("xdotool")
+    (tmp_path / "target").mkdir()
+    targets = TargetWindows(xvfb_display, tmp_path / "target")
+    source = HandSource()
+    options = AppOptions(
+        load=lambda: Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu")),
+        model_label="words-tdt (fp32)",
+        source=lambda: source,
+        dictation=DictationOptions(mode="ptt"),
+        worker=WorkerOptions(partials="off"),
+        ptt_hotkey="",
+        toggle_hotkey="",
+    )
+    app = Controller(options)
+    app.start()
+    try:
+        qtbot.waitUntil(lambda: app.state.phase is co.Phase.IDLE, timeout=20000)
+        yield app, source, targets
+    finally:
+        app.close()
+        targets.close()
+
+
+def test_caption_follows_a_dictation_typed_into_a_window(
+    typing_app: tuple[Controller, HandSource, TargetWindows], qtbot: QtBot, speak: Speak
+) -> None:
+    app, source, targets = typing_app
+    targets.focus("main")
+    press(app, qtbot)
+    source.push(np.concatenate([speak("seven three five"), silence(0.3)]))
+    typing = threading.Event()
+    app._typing_thread.submit(typing.wait, 20)  # typing waits until the test has seen "Typing…"
+    release(app)
+    qtbot.waitUntil(lambda: app.state.phase is not co.Phase.TRANSCRIBING, timeout=20000)
+    assert (caption_line(app), tray_phase(app)) == ("Typing…", "Perch: typing")
+    typing.set()
+    qtbot.waitUntil(lambda: bool(app.typed), timeout=20000)
+    assert targets.wait_text("seven three five") == "seven three five"
+    line = caption_line(app)
+    assert re.fullmatch(r"Typed (\d+ ms|\d+\.\d s) after release", line), line
+    assert tray_phase(app) == "Perch: idle" and not caption_warns(app)
+    # The latency is not said twice; it comes back beside the next utterance's state.
+    assert app.caption.latency_label.text() == "t" + line[1:] and app.caption.latency_label.isHidden()
+    press(app, qtbot)
+    assert not app.caption.latency_label.isHidden()
+    assert app.caption.text_label.text() == ""  # a new utterance: the last one's text is gone
+    assert app.command("cancel") == "ok"
+    assert (caption_line(app), tray_phase(app)) == ("Cancelled", "Perch: idle")
+
+
+def test_caption_says_why_the_text_was_left_on_the_clipboard(
+    typing_app: tuple[Controller, HandSource, TargetWindows], qtbot: QtBot, speak: Speak, xvfb_display: str
+) -> None:
+    app, source, targets = typing_app
+    targets.focus("main")
+    press(app, qtbot)
+    source.push(np.concatenate([speak("seven three five"), silence(0.3)]))
+    targets.focus("other")  # the person moved on during dictation: the text is not typed there
+    release(app)
+    qtbot.waitUntil(lambda: bool(app.typed), timeout=20000)
+    line = caption_line(app)
+    assert line.startswith("Left on the clipboard: the focus moved from ") and line.endswith(" during dictation")
+    assert tray_phase(app) == "Perch: idle" and not caption_warns(app)  # an expected fallback, not a failure
+    assert targets.text("main") == targets.text("other") == ""
+    reader = X11Clipboard(xvfb_display)
+    try:
+        formats = reader.snapshot().formats
+    finally:
+        reader.close()
+    assert formats["UTF8_STRING"] == text_formats("seven three five")["UTF8_STRING"]
+
+
+def test_caption_says_the_text_went_to_the_clipboard_only(
+    controller: tuple[Controller, HandSource], qtbot: QtBot, speak: Speak
+) -> None:
+    app, source = controller
+    press(app, qtbot)
+    source.push(np.concatenate([speak("seven three five"), silence(0.3)]))
+    release(app)
+    qtbot.waitUntil(lambda: bool(app.typed), timeout=20000)
+    assert caption_line(app) == "Left on the clipboard: typing is set to clipboard only"
+    assert tray_phase(app) == "Perch: idle" and not caption_warns(app)
+    assert QApplication.clipboard().text() == "seven three five"
+    assert app.caption.latency_label.text().startswith("typed ") and not app.caption.latency_label.isHidden()
+
+
+def test_caption_says_when_no_speech_was_heard(controller: tuple[Controller, HandSource], qtbot: QtBot) -> None:
+    app, source = controller
+    press(app, qtbot)
+    source.push(silence(1.0))
+    release(app)
+    qtbot.waitUntil(lambda: app.state.phase is co.Phase.IDLE, timeout=20000)
+    assert (caption_line(app), tray_phase(app)) == ("No speech heard", "Perch: idle")
+    assert not caption_warns(app) and app.typed == []
+
+
+def test_caption_says_cancelled_while_recording_and_while_transcribing(
+    controller: tuple[Controller, HandSource], qtbot: QtBot, speak: Speak
+) -> None:
+    app, source = controller
+    speech = np.concatenate([speak("seven three five"), silence(0.3)])
+    press(app, qtbot)
+    source.push(speech)
+    assert app.command("cancel") == "ok"
+    assert (caption_line(app), tray_phase(app)) == ("Cancelled", "Perch: idle")
+    press(app, qtbot)
+    source.push(speech)
+    release(app)
+    assert app.command("cancel") == "ok"
+    assert (caption_line(app), tray_phase(app)) == ("Cancelled", "Perch: idle")
+    qtbot.wait(1500)  # long enough for the words model to have finished the dropped utterance
+    assert app.typed == [] and caption_line(app) == "Cancelled" and tray_phase(app) == "Perch: idle"
+
+
+def test_caption_shows_a_microphone_lost_while_recording(
+    controller: tuple[Controller, HandSource], qtbot: QtBot
+) -> None:
+    app, source = controller
+    press(app, qtbot)
+    source.fail(MicrophoneError("the microphone was unplugged"))
+    qtbot.waitUntil(lambda: caption_line(app) == "the microphone was unplugged", timeout=5000)
+    assert tray_phase(app) == "Perch: idle" and caption_warns(app)
+    assert not app.state.capturing
+
+
+def test_caption_shows_a_transcription_that_failed(qtbot: QtBot, speak: Speak) -> None:
+    loading = threading.Event()
+
+    def load() -> Recognizer:
+        loading.wait(20)
+        raise RuntimeError("the model file is damaged")
+
+    source = HandSource()
+    options = AppOptions(
+        load=load,
+        model_label="damaged",
+        source=lambda: source,
+        dictation=DictationOptions(mode="ptt"),
+        worker=WorkerOptions(partials="off"),
+        ptt_hotkey="",
+        toggle_hotkey="",
+    )
+    app = Controller(options)
+    app.start()
+    try:
+        assert app.state.phase is co.Phase.LOADING
+        press(app, qtbot)  # recording may start before the model is ready
+        source.push(np.concatenate([speak("seven three five"), silence(0.3)]))
+        release(app)
+        loading.set()
+        qtbot.waitUntil(lambda: app.state.phase is co.Phase.ERROR, timeout=20000)
+        line = caption_line(app)
+        assert line.startswith("transcription failed: the model is not loaded (the model file is damaged)"), line
+        assert tray_phase(app) == "Perch: error" and caption_warns(app)
+    finally:
+        loading.set()
+        app.close()

@@ -19,9 +19,11 @@ from PySide6.QtGui import QGuiApplication, QTextDocument
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
+from app.coordinator import Ending, Phase
 from app.gui.caption import CaptionWindow
 from app.gui.caption_parts import (
     BOTTOM_GAP,
+    BUSY_LINES,
     DEFAULT_WIDTH,
     DIM_COLOR,
     ELLIPSIS,
@@ -29,12 +31,18 @@ from app.gui.caption_parts import (
     STATE_COLOR,
     VISIBLE_LINES,
     WARNING_COLOR,
+    StateLine,
     caption_html,
+    delivery_line,
+    ending_line,
+    latency_text,
     level_fraction,
     line_starts,
 )
+from app.injection import DeliveryResult
 from app.settings import CaptionSettings
 from tests.screenshots import save_screenshot
+from tests.xserver import need_qt_xcb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = 0.2
@@ -96,8 +104,20 @@ def test_showing_never_asks_for_activation(
     assert caption.isVisible()
 
 
+STATE_LINES = [
+    ("Transcribing…", False),
+    ("Typing…", False),
+    ("Typed 180 ms after release", False),
+    ("Left on the clipboard: the focus moved", False),
+    ("Cancelled", False),
+    ("No speech heard", False),
+    ("the microphone was unplugged", True),
+]
+"""The state lines the probe goes through after "Listening…"."""
+
 FOCUS_PROBE = """
 import json
+import sys
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication, QLineEdit, QWidget
 app = QApplication([])
@@ -112,6 +132,7 @@ def settle(check):
             return True
     return False
 
+STATE_LINES = json.loads(sys.argv[1])
 result = {}
 control = QWidget()
 control.show()
@@ -126,6 +147,12 @@ caption = CaptionWindow()
 caption.show_state("Listening…")
 caption.show_partial("hello <b>& world", 6)
 result["caption_visible"] = settle(caption.isVisible)
+caption.set_latency(180)
+result["lines"] = []
+for line, error in STATE_LINES:
+    caption.show_state(line, error)
+    settle(lambda: caption.state_label.text() == line)
+    result["lines"].append([caption.state_label.text(), caption.latency_label.isVisible()])
 settle(lambda: False if QApplication.activeWindow() is editor else True)
 result["caption_active"] = QApplication.activeWindow() is caption or caption.isActiveWindow()
 result["editor_still_active"] = QApplication.activeWindow() is editor
@@ -136,9 +163,9 @@ print(json.dumps(result))
 
 @pytest.fixture
 def x_display() -> Iterator[str]:
-    """A private X server (Xvfb) with no window manager."""
+    """A private X server (Xvfb) with no window manager; skips when Qt windows cannot open on it."""
     if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed")
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
     read, write = os.pipe()
     server = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
@@ -154,6 +181,7 @@ def x_display() -> Iterator[str]:
         server.wait()
         pytest.skip("Xvfb did not start")
     try:
+        need_qt_xcb(f":{number}")
         yield f":{number}"
     finally:
         server.terminate()
@@ -163,11 +191,8 @@ def x_display() -> Iterator[str]:
 def test_caption_is_never_the_active_window(x_display: str) -> None:
     """On a real X server (the offscreen platform focuses every window it shows), the focus stays put."""
     env = dict(os.environ, DISPLAY=x_display, QT_QPA_PLATFORM="xcb")
-    done = subprocess.run(
-        [sys.executable, "-c", FOCUS_PROBE], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    if done.returncode != 0 and 'platform plugin "xcb"' in done.stderr:
-        pytest.skip("the Qt xcb platform plugin cannot load here (it needs libxcb-cursor0 and friends)")
+    probe = [sys.executable, "-c", FOCUS_PROBE, json.dumps(STATE_LINES)]
+    done = subprocess.run(probe, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["control_activates"], "activation is not observable on this display"
@@ -176,6 +201,8 @@ def test_caption_is_never_the_active_window(x_display: str) -> None:
     assert not result["caption_active"]
     assert result["editor_still_active"]
     assert result["editor_has_focus"]
+    typed = "Typed 180 ms after release"  # the latency beside it is not said twice
+    assert result["lines"] == [[line, line != typed] for line, _ in STATE_LINES]
 
 
 # Text.
@@ -292,6 +319,49 @@ def test_latency_label(caption: CaptionWindow) -> None:
     caption.set_latency(None)
     assert caption.latency_label.text() == ""
     assert caption.latency_label.isHidden()
+
+
+def test_state_line_wording() -> None:
+    # While busy, the tray's phase in the caption's words; at rest the line says how the utterance ended.
+    assert BUSY_LINES == {Phase.RECORDING: "Listening…", Phase.TRANSCRIBING: "Transcribing…", Phase.TYPING: "Typing…"}
+    assert ending_line(Ending("typed")) == StateLine("Typed")
+    assert ending_line(Ending("cancelled")) == StateLine("Cancelled")
+    assert ending_line(Ending("no speech")) == StateLine("No speech heard")
+    assert ending_line(Ending("stopped")) == StateLine("Stopped")
+    assert ending_line(Ending("clipboard", "no typist")) == StateLine("Left on the clipboard: no typist", True)
+    assert ending_line(Ending("failed", "the microphone is gone")) == StateLine("the microphone is gone", True)
+    assert latency_text(73.4) == "73 ms" and latency_text(1234) == "1.2 s"
+    assert latency_text(None) is latency_text(-1) is latency_text(math.nan) is None
+
+
+def test_delivery_line_says_how_the_text_went_in() -> None:
+    assert delivery_line(DeliveryResult("typed", 0.01, "hi"), 73.4) == "Typed 73 ms after release"
+    assert delivery_line(DeliveryResult("pasted", 0.1, "hi"), 1234.0) == "Typed 1.2 s after release"
+    assert delivery_line(DeliveryResult("typed", 0.01, "hi"), None) == "Typed"
+    copied = DeliveryResult("copied", 0.01, "hi", reason="typing is set to clipboard only")
+    assert delivery_line(copied, 50.0) == "Left on the clipboard: typing is set to clipboard only"
+    refused = DeliveryResult("pasted", 1.0, "hi", reason="it did not fetch the clipboard within 1 s", confirmed=False)
+    assert delivery_line(refused, 900.0) == "Paste not taken: it did not fetch the clipboard within 1 s"
+    lost = DeliveryResult("nothing", 0.01, "hi", reason="no display; copying failed too: no clipboard")
+    assert delivery_line(lost, 50.0) == "Not typed or copied: no display; copying failed too: no clipboard"
+
+
+def test_latency_is_not_said_twice(caption: CaptionWindow) -> None:
+    caption.show_state("Listening…")
+    caption.set_latency(73.4)
+    assert caption.latency_label.text() == "typed 73 ms after release" and not caption.latency_label.isHidden()
+    caption.show_state("Transcribing…")
+    assert not caption.latency_label.isHidden()
+    caption.show_state(delivery_line(DeliveryResult("typed", 0.01, "hi"), 73.4))
+    assert caption.state_label.full_text() == "Typed 73 ms after release"
+    assert caption.latency_label.isHidden() and STATE_COLOR in caption.state_label.styleSheet()
+    caption.idle()
+    caption.show_state("Listening…")  # the next utterance: the last one's latency beside its state
+    assert not caption.latency_label.isHidden()
+    caption.show_state(*ending_line(Ending("failed", "the microphone is gone")))
+    assert WARNING_COLOR in caption.state_label.styleSheet() and not caption.latency_label.isHidden()
+    caption.show_state("Listening…")
+    assert STATE_COLOR in caption.state_label.styleSheet()
 
 
 def test_level_fraction_clamps() -> None:

@@ -11,6 +11,7 @@ from app.coordinator import (
     Cancel,
     CancelCapture,
     CaptureFailed,
+    Ending,
     EngineIdle,
     FinalText,
     Input,
@@ -30,6 +31,7 @@ from app.coordinator import (
     TypeText,
     TypingFailed,
     UtteranceFailed,
+    ending,
     step,
 )
 
@@ -203,3 +205,42 @@ def test_every_input_in_every_state_is_handled(prefix: list[Input]) -> None:
         state, actions = step(base, event)
         assert isinstance(state.phase, Phase)
         assert all(not isinstance(a, TypeText) or a.text for a in actions)
+
+
+def endings(events: Sequence[Input], state: State | None = None) -> list[Ending | None]:
+    """How each step ended an utterance (None where it ended none)."""
+    state = state or State()
+    found: list[Ending | None] = []
+    for event in events:
+        after, _ = step(state, event)
+        found.append(ending(state, event, after))
+        state = after
+    return found
+
+
+def test_how_an_utterance_ended() -> None:
+    typed: list[Input] = [Press(), Started(1), Release(), FinalText(1, "a"), Typed(1)]
+    assert endings(typed, READY) == [None, None, None, None, Ending("typed")]
+    clipboard: list[Input] = [Press(), Started(1), Release(), FinalText(1, "a"), TypingFailed(1, "no typist")]
+    assert endings(clipboard, READY)[-1] == Ending("clipboard", "no typist")
+    assert endings([Press(), Started(1), Cancel()], READY)[-1] == Ending("cancelled")
+    assert endings([Press(), Started(1), Release(), Cancel()], READY)[-1] == Ending("cancelled")
+    assert endings([Press(), Started(1), Release(), EngineIdle()], READY)[-1] == Ending("no speech")
+    assert endings([Press(), Started(1), Release(), FinalText(1, "")], READY)[-1] == Ending("no speech")
+    failed = endings([Press(), Started(1), Release(), UtteranceFailed(1, "engine failed")], READY)
+    assert failed[-1] == Ending("failed", "engine failed")
+    assert endings([Press(), Started(1), CaptureFailed("unplugged")], READY)[-1] == Ending("failed", "unplugged")
+    # Hands-free: stopped between utterances, after one was typed.
+    hands_free: list[Input] = [Toggle(), Started(1), FinalText(1, "a"), Typed(1), Toggle()]
+    assert endings(hands_free, READY)[-2:] == [Ending("typed"), Ending("stopped")]
+    # A press let go of before the pipeline opened an utterance.
+    assert endings([Press(), Release()], READY)[-1] == Ending("stopped")
+
+
+def test_steps_that_end_nothing() -> None:
+    assert endings([Cancel(), EngineIdle(), Release(), CaptureFailed("no microphone")], READY) == [None] * 4
+    # Cancel while typing: the text being typed is finished.
+    assert endings([Press(), Started(1), Release(), FinalText(1, "a"), Cancel()], READY)[-1] is None
+    # The final of a cancelled utterance, and an engine that goes idle after it.
+    assert endings([Press(), Started(1), Cancel(), FinalText(1, ""), EngineIdle()], READY)[-2:] == [None, None]
+    assert endings([ModelLoading(), ModelFailed("broken"), ModelLoaded()]) == [None] * 3

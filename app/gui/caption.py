@@ -6,8 +6,6 @@ It can be dragged and resized; each change of place or size is reported (debounc
 
 from __future__ import annotations
 
-import math
-
 from PySide6.QtCore import QByteArray, QPoint, QPropertyAnimation, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QFont,
@@ -41,6 +39,7 @@ from app.gui.caption_parts import (
     ElidedLabel,
     LevelMeter,
     caption_html,
+    latency_text,
     visible_start,
 )
 from app.settings import CaptionSettings
@@ -104,6 +103,7 @@ class CaptionWindow(QWidget):
         self._stable = 0
         self._state = ""
         self._state_error = False
+        self._latency = ""
         self._active = False
         """Between the first show_* call of an utterance and `idle()`."""
         self._dimmed = False
@@ -141,7 +141,7 @@ class CaptionWindow(QWidget):
         self._render_text()
 
     def show_state(self, text: str, error: bool = False) -> None:
-        """The state line ("Listening…", "Typed"…); errors in a warning colour."""
+        """The state line ("Listening…", "Typed 180 ms after release"…); errors in a warning colour."""
         self._begin()
         self._state, self._state_error = text, error
         self._render_state()
@@ -151,14 +151,13 @@ class CaptionWindow(QWidget):
         self.meter.set_level(db)
 
     def set_latency(self, ms: float | None) -> None:
-        """The last utterance's time from stop to typed text, or None to show none."""
-        if ms is None or not math.isfinite(ms) or ms < 0:
-            self.latency_label.clear()
-            self.latency_label.hide()
-            return
-        amount = f"{ms:.0f} ms" if ms < 999.5 else f"{ms / 1000:.1f} s"
-        self.latency_label.setText(f"typed {amount} after release")
-        self.latency_label.show()
+        """The last utterance's time from stop to typed text, or None to show none.
+
+        It is not shown while the state line already says it.
+        """
+        amount = latency_text(ms)
+        self._latency = "" if amount is None else f"typed {amount} after release"
+        self._render_latency()
 
     def idle(self) -> None:
         """Dictation stopped: after `final_seconds`, hide (hide_when_idle) or dim the last text.
@@ -272,6 +271,11 @@ class CaptionWindow(QWidget):
         if self.state_label.styleSheet() != style:
             self.state_label.setStyleSheet(style)
         self.state_label.set_full_text(self._state)
+        self._render_latency()
+
+    def _render_latency(self) -> None:
+        self.latency_label.setText(self._latency)
+        self.latency_label.setVisible(bool(self._latency) and self._latency.casefold() != self._state.casefold())
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         """The rounded dark background."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from typing import NamedTuple
 
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import (
@@ -16,6 +17,9 @@ from PySide6.QtGui import (
     QTextOption,
 )
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+
+from app.coordinator import Ending, Phase
+from app.injection.types import DeliveryResult
 
 FINAL_SECONDS = 4.0
 """How long the last text stays after dictation goes idle, before it hides or dims."""
@@ -59,6 +63,46 @@ def level_fraction(db: float) -> float:
     if math.isnan(db):
         return 0.0
     return min(1.0, max(0.0, (db - METER_FLOOR_DB) / -METER_FLOOR_DB))
+
+
+class StateLine(NamedTuple):
+    """What the caption's state line says, and whether it is a problem (shown in the warning colour)."""
+
+    text: str
+    problem: bool = False
+
+
+BUSY_LINES = {Phase.RECORDING: "Listening…", Phase.TRANSCRIBING: "Transcribing…", Phase.TYPING: "Typing…"}
+"""The state line while dictation is busy, by the coordinator's phase (the tray's "recording", …)."""
+ENDING_LINES = {"typed": "Typed", "cancelled": "Cancelled", "no speech": "No speech heard", "stopped": "Stopped"}
+
+
+def latency_text(ms: float | None) -> str | None:
+    """A time from stop to typed text ("180 ms", "1.2 s"); None for no usable time."""
+    if ms is None or not math.isfinite(ms) or ms < 0:
+        return None
+    return f"{ms:.0f} ms" if ms < 999.5 else f"{ms / 1000:.1f} s"
+
+
+def ending_line(ending: Ending) -> StateLine:
+    """The state line once an utterance has ended."""
+    if ending.kind == "clipboard":
+        return StateLine(f"Left on the clipboard: {ending.message}", problem=True)
+    if ending.kind == "failed":
+        return StateLine(ending.message, problem=True)
+    return StateLine(ENDING_LINES[ending.kind])
+
+
+def delivery_line(result: DeliveryResult, typed_ms: float | None) -> str:
+    """The state line once an utterance's text was delivered: typed (and how fast), or where it went instead."""
+    if result.method == "copied":
+        return f"Left on the clipboard: {result.reason}"
+    if result.method == "nothing":
+        return f"Not typed or copied: {result.reason}" if result.reason else "Nothing to type"
+    if not result.confirmed:
+        return f"Paste not taken: {result.reason}"
+    amount = latency_text(typed_ms)
+    return f"Typed {amount} after release" if amount is not None else "Typed"
 
 
 def caption_html(text: str, stable_chars: int, *, dimmed: bool = False, elided: bool = False) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,9 +17,11 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMenu
 
 from app import coordinator as co
-from app import notices
+from app import ipc, notices
 from app.gui.bridge import EngineBridge
 from app.gui.caption import CaptionWindow
+from app.gui.caption_parts import BUSY_LINES, StateLine, delivery_line, ending_line
+from app.gui.file_jobs import FileJobs
 from app.gui.icons import state_icon
 from app.gui.live_settings import LiveSettings
 from app.gui.stall_probe import StallProbe
@@ -32,11 +35,11 @@ from app.ipc import CommandServer
 from app.launch import LaunchSettings
 from app.settings import CaptionSettings, TypingStrategy
 from app.sounds import SoundCues
-from stt.audio import load_audio
 from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
 from stt.errors import PerchError
 from stt.events import Error, Event, Final, Idle, Level, Listening, Partial
+from stt.filejob import FileJob, FileResult
 from stt.latency import LatencyLog
 from stt.recordings import RecordingStore
 from stt.sources import AudioSource
@@ -47,7 +50,6 @@ if TYPE_CHECKING:
     from stt.quantization import WeightsChoice
 
 log = logging.getLogger("perch.app")
-
 
 
 @dataclass
@@ -122,6 +124,7 @@ class Controller(QObject):
         self.hotkeys = (options.hotkeys or choose_backend)()
         self._hotkey_problem.connect(lambda text: self.notify(notices.from_hotkey_problem(text)))
         self.sounds = SoundCues(enabled=options.sound_cues)
+        self.files = FileJobs(lambda: self.worker, lambda: self.options.history, lambda: self.options.model_label)
         self.windows = Windows(self)
         self.microphones = MicrophoneList()
         self.probe = StallProbe.from_env()
@@ -176,6 +179,7 @@ class Controller(QObject):
         self.server.close()
         self._audio_thread.submit(self.dictation.close).result(timeout=10)
         self._audio_thread.shutdown()
+        self.files.close()
         self.worker.close()
         self._typing_thread.shutdown(wait=True)
         self.typist.close()
@@ -188,12 +192,20 @@ class Controller(QObject):
 
     # Inputs.
 
-    def feed(self, event: co.Input) -> None:
-        """Advance the state machine and carry out what it asks."""
+    def feed(self, event: co.Input, *, delivered: StateLine | None = None) -> None:
+        """Advance the state machine, carry out what it asks and show the new state.
+
+        `delivered` is what the caption says of a `Typed` text: how it went in.
+        """
+        before = self.state
         self.state, actions = co.step(self.state, event)
         for action in actions:
             self._do(action)
-        self._refresh()
+        ending = co.ending(before, event, self.state)
+        if ending is None:
+            self._refresh()
+        else:
+            self._refresh(delivered if ending.kind == "typed" and delivered is not None else ending_line(ending))
 
     def post(self, event: co.Input) -> None:
         """`feed` from any thread."""
@@ -263,6 +275,21 @@ class Controller(QObject):
             return self.state.phase.value
         elif line == "show":
             self.windows.show_settings()
+        elif line.startswith("show "):
+            window = line.removeprefix("show ")
+            if window not in ipc.WINDOWS:
+                return f"error: no window {window!r}; windows: {', '.join(ipc.WINDOWS)}"
+            {
+                "settings": self.windows.show_settings,
+                "history": self.windows.show_history,
+                "transcribe": self.windows.show_transcribe,
+                "check-setup": self.windows.show_check_setup,
+            }[window]()
+        elif line == "files":
+            return self.files.describe()
+        elif line.startswith("transcribe "):
+            paths = [Path(p) for p in json.loads(line.removeprefix("transcribe "))]
+            self.windows.transcribe_files(paths)
         elif line == "quit":
             self.quit()
         return "ok"
@@ -279,19 +306,17 @@ class Controller(QObject):
             if self._caption_on:
                 self.caption.set_level(event.db)
         elif isinstance(event, Partial):
-            if self._caption_on:
+            if self._caption_on and event.utterance not in self.state.dropped:  # not a cancelled utterance's
                 self.caption.show_partial(event.text, event.stable_chars)
                 log.debug("caption shows partial %r", event.text)
         elif isinstance(event, Listening):
-            if self._caption_on:
-                self.caption.show_state("Listening…")
             if self.dictation.options.mode == "handsfree":
                 self._started_in = self.typist.focused_window()
             self._targets[event.utterance] = self._started_in
             self.feed(co.Started(event.utterance))
         elif isinstance(event, Final):
             self._remember(event)
-            if self._caption_on and event.text:
+            if self._caption_on and event.text and event.utterance not in self.state.dropped:
                 self.caption.show_final(event.text)
             self.feed(co.FinalText(event.utterance, event.text))
         elif isinstance(event, Idle):
@@ -408,9 +433,14 @@ class Controller(QObject):
         )
 
     def retranscribe(self, path: Path) -> str:
-        """Transcribe a saved recording again with the loaded model (blocks: call it off the GUI thread)."""
-        samples = load_audio(path)
-        return self.worker.submit(lambda recognizer: recognizer.transcribe(samples).text).result()
+        """Transcribe a recording or a file again with the loaded model, after any dictation (blocks: call it
+        off the GUI thread)."""
+        done: Future[FileResult] = Future()
+        self.worker.add_file(FileJob(path, on_done=done.set_result))
+        result = done.result()
+        if result.state != "done" or result.transcript is None:
+            raise PerchError(result.error or "the transcription was cancelled")
+        return result.transcript.text
 
     def type_again(self, text: str) -> None:
         """Type text from the history into whatever has the focus now."""
@@ -474,23 +504,23 @@ class Controller(QObject):
         if notice is not None:
             self.notify(notice)
         self.typed.append((utterance, result.text))
-        self._typed_now(utterance)
-        self.feed(co.Typed(utterance))
+        line = StateLine(delivery_line(result, self._typed_now(utterance)), notice is not None and notice.error)
+        self.feed(co.Typed(utterance), delivered=line)
         if self.probe is not None:
             self.probe.report(f"utterance {utterance} typed")
-        if self._caption_on and self.state.phase is co.Phase.IDLE:
-            self.caption.idle()
 
-    def _typed_now(self, utterance: int) -> None:
+    def _typed_now(self, utterance: int) -> float | None:
+        """Record when an utterance's text went in; its time from stop to typed, when known."""
         sample = self.latency.add_typed(utterance, time.monotonic())
         if sample is None or sample.stop_to_typed_ms is None:
-            return
+            return None
         if self._caption_on:
             self.caption.set_latency(sample.stop_to_typed_ms)
         if self.options.history is not None:
             self._history_thread.submit(
                 self._set_history_typed, self.options.history, utterance, sample.stop_to_typed_ms
             )
+        return sample.stop_to_typed_ms
 
     # Presentation.
 
@@ -507,9 +537,22 @@ class Controller(QObject):
             lines.append(self.state.model_error)
         return "\n".join(lines)
 
-    def _refresh(self) -> None:
+    def _refresh(self, ended: StateLine | None = None) -> None:
+        """The tray and the caption's state line show the state; `ended` says how the last step ended an utterance."""
         self.tray.set_state(state_icon(self.state.phase), self._tooltip())
+        self._show_state(ended)
         self.live.apply_pending()
+
+    def _show_state(self, ended: StateLine | None) -> None:
+        """The caption's state line follows the phase while dictation is busy, then says how the utterance ended."""
+        if not self._caption_on:
+            return
+        busy = BUSY_LINES.get(self.state.phase)
+        if busy is not None:
+            self.caption.show_state(busy)
+        elif ended is not None:
+            self.caption.show_state(ended.text, error=ended.problem)
+            self.caption.idle()
 
     def _build_menu(self, menu: QMenu) -> None:
         build_menu(menu, self)
