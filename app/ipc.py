@@ -18,8 +18,10 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 log = logging.getLogger("perch.ipc")
 
 COMMANDS = ("ptt press", "ptt release", "toggle", "cancel", "quit", "show", "status", "files")
-WITH_ARGUMENT = ("transcribe",)
-"""Commands followed by a space and their argument (`transcribe` takes a JSON list of file paths)."""
+WITH_ARGUMENT = ("transcribe", "show")
+"""Commands followed by a space and their argument: `transcribe` takes a JSON list of file paths, `show` a
+window's name (`WINDOWS`)."""
+WINDOWS = ("settings", "history", "transcribe", "check-setup")
 """What the running app accepts, one per line; it answers `ok` or `error: <why>`."""
 
 

@@ -24,6 +24,9 @@ def add_parsers(subparsers: Any) -> None:
     )
     opener.add_argument("files", nargs="+", type=Path, metavar="FILE")
     opener.set_defaults(func=_open)
+    show = subparsers.add_parser("show", help="open one of the running app's windows")
+    show.add_argument("window", choices=("settings", "history", "transcribe", "check-setup"))
+    show.set_defaults(func=lambda a: _send(f"show {a.window}"))
     files = subparsers.add_parser("files", help="the running app's file transcriptions, as JSON")
     files.set_defaults(func=lambda _a: _send("files", show=True))
     for name, text in (

@@ -98,8 +98,10 @@ def latency_tooltip(entry: HistoryEntry) -> str:
 def meta_line(entry: HistoryEntry) -> str:
     """One line about an entry for the detail pane."""
     parts = [full_when(entry.created)]
+    if entry.source_path is not None:
+        parts.append(f"file {Path(entry.source_path).name}")
     if entry.duration_s > 0:
-        parts.append(f"{duration_text(entry.duration_s)} of speech")
+        parts.append(f"{duration_text(entry.duration_s)} of {'audio' if entry.source_path else 'speech'}")
     if entry.stop_to_typed_ms is not None:
         parts.append(f"typed {latency_text(entry.stop_to_typed_ms)} after you stopped")
     elif entry.stop_to_final_ms is not None:

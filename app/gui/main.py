@@ -8,12 +8,14 @@ import os
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from app import ipc
 from app.commands.common import model_files, runtime_options
 from app.history import History
 from app.launch import LaunchSettings
 from app.settings import SettingsStore, dictation_options, resolved_weights, worker_options
+from stt.catalog import CATALOG
 from stt.engine import Recognizer
 from stt.errors import ModelNotFoundError
 from stt.sources import AudioSource
@@ -72,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             current = launch.current()
             chosen = resolved_weights(current, cuda_available=cuda)
         log.info("model %s: %s weights", current.model, chosen.describe())
-        options.model_label = f"{current.model} ({chosen.quantization})"
+        name = current.model if current.model in CATALOG else Path(current.model).name or current.model
+        options.model_label = f"{name} ({chosen.quantization})"
         options.weights = chosen
         chosen_args = argparse.Namespace(
             model=current.model,
