@@ -24,7 +24,6 @@ from stt.filejob import FileProgress
 from stt.modelfiles import ModelFiles
 from stt.runtime import RuntimeOptions
 from stt.worker import EngineWorker, WorkerOptions
-from tests.screenshots import save_screenshot
 
 from .conftest import Speak
 from .longaudio import spaced_phrases, write_long_file
@@ -91,7 +90,6 @@ def test_a_file_comes_out_with_timestamps_copy_save_and_history(
     lines = row.text.toPlainText().splitlines()
     assert lines[0].startswith("[0:0") and "seven three five" in lines[0]
     assert row.state.text().startswith("Done")
-    save_screenshot(rig.window, "transcribe.png", tmp_path)
 
     row.copy.click()
     assert QGuiApplication.clipboard().text() == " ".join(PHRASES)
