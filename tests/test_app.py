@@ -25,6 +25,7 @@ from stt.dictation import DictationOptions
 from stt.engine import Recognizer
 from stt.errors import MicrophoneError
 from stt.modelfiles import ModelFiles
+from stt.quantization import WeightsChoice
 from stt.runtime import RuntimeOptions
 from stt.worker import WorkerOptions
 
@@ -286,6 +287,12 @@ def test_tray_menu_changes_settings(
     assert isinstance(model_menu, QMenu)
     labels = [a.text() for a in model_menu.actions()]
     assert any("v3" in label and "25" in label for label in labels) and any("v2" in label for label in labels)
+    assert "Automatic (int8 on CPU, fp32 on GPU)" in labels
+    app.options.weights = WeightsChoice("int8", "auto", "auto: the model runs on the CPU")
+    app.tray.menu.aboutToShow.emit()
+    model_menu = next(a.menu() for a in app.tray.menu.actions() if a.text() == "Model")
+    assert isinstance(model_menu, QMenu)
+    assert "Automatic (int8 on CPU, fp32 on GPU): int8 in use" in [a.text() for a in model_menu.actions()]
     cpu = next(a for a in model_menu.actions() if a.text() == "CPU")
     cpu.trigger()
     assert launch.current().device == "cpu" and launch.store.load().device == "cpu"

@@ -236,3 +236,16 @@ def test_a_long_file_shows_progress_on_a_terminal_only(words_model: Path, speak:
     assert text.endswith("\r")  # the line is wiped at the end
     piped = perch("transcribe", str(path), "--model", str(words_model), "--device", "cpu")
     assert piped.returncode == 0 and piped.stderr == "" and piped.stdout == done.stdout
+
+
+def test_app_commands_without_a_running_app_say_so(tmp_path: Path) -> None:
+    from app import ipc
+
+    clip = tmp_path / "memo.wav"
+    sf.write(clip, np.zeros(1600, dtype=np.float32), 16000)
+    for args in (("open", str(clip)), ("files",), ("show", "history")):
+        done = perch(*args)
+        assert done.returncode == 1 and done.stderr == "perch: error: Perch is not running; start it with `perch`\n"
+    done = perch("open", str(tmp_path / "missing.wav"))
+    assert done.returncode == 1 and "no such file" in done.stderr
+    assert "{" + ",".join(ipc.WINDOWS) + "}" in perch("show", "--help").stdout
