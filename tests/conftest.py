@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -13,13 +14,29 @@ import numpy.typing as npt
 import pytest
 
 from tests.pulse import pulse_mic_fixture  # noqa: F401  (the `pulse_mic` fixture: a private PulseAudio microphone)
-from tests.xserver import xvfb_display_fixture  # noqa: F401  (the `xvfb_display` fixture: a private Xvfb)
+from tests.xserver import (  # noqa: F401  (the `xvfb_display` fixture: a private Xvfb; `qt_xcb`: Qt windows on it)
+    qt_xcb_fixture,
+    xvfb_display_fixture,
+)
 
 # Qt widgets in tests draw offscreen unless a test starts its own X server.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS_MODEL = (ROOT / ".." / "shared" / "models" / "words-tdt").resolve()
+EVERYWHERE = {"PySide6.QtGui": "libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3", "soundfile": "libsndfile1"}
+"""Modules that most test modules import (and pytest-qt at start-up), with the Debian packages they load."""
+WORDS_MODEL = Path(os.environ.get("PERCH_WORDS_MODEL") or ROOT / ".." / "shared" / "models" / "words-tdt").resolve()
+"""The 20-word recogniser the model tests use; PERCH_WORDS_MODEL puts it elsewhere (a folder without it: they skip)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop before anything else, naming the packages to install, when a library every run needs cannot load."""
+    for module, packages in EVERYWHERE.items():
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError) as exc:
+            pytest.exit(f"{module} cannot load ({exc}): apt-get install {packages}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,7 +61,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def words_model() -> Path:
     """The 20-word recogniser in the published layout."""
     if not (WORDS_MODEL / "encoder-model.onnx").is_file():
-        pytest.skip(f"the words model is not at {WORDS_MODEL}")
+        pytest.skip(f"the words model is not at {WORDS_MODEL} (set PERCH_WORDS_MODEL to where it is)")
     return WORDS_MODEL
 
 

@@ -100,14 +100,14 @@ def private_home(home: Path, display: str, words_model: Path, **settings: object
 
 @pytest.fixture(name="perch_app")
 def perch_app_fixture(
-    xvfb_display: str, pulse_mic: PulseMic, words_model: Path, tmp_path: Path
+    qt_xcb: str, pulse_mic: PulseMic, words_model: Path, tmp_path: Path
 ) -> Iterator[Callable[..., App]]:
     """Starts `perch` with the words model, the private microphone and the given settings on top."""
     started: list[App] = []
 
     def start(extra_env: dict[str, str] | None = None, **settings: object) -> App:
         home = tmp_path / "home"
-        env = private_home(home, xvfb_display, words_model, **settings)
+        env = private_home(home, qt_xcb, words_model, **settings)
         started.append(App(home, {**env, **(extra_env or {})}))
         return started[-1]
 

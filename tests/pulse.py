@@ -107,8 +107,9 @@ def _discard(process: subprocess.Popen[bytes], rendering: threading.Event) -> No
 
 def _missing() -> str | None:
     """Why the daemon cannot run here, with the package to install; None when it can."""
-    for tool, package in (("pulseaudio", "pulseaudio"), ("pactl", "pulseaudio-utils"), ("paplay", "pulseaudio-utils")):
+    for tool in ("pulseaudio", "pactl", "paplay", "parec"):
         if shutil.which(tool) is None:
+            package = "pulseaudio" if tool == "pulseaudio" else "pulseaudio-utils"
             return f"{tool} is not installed (apt-get install {package})"
     if ctypes.util.find_library("portaudio") is None:
         return "PortAudio is not installed (apt-get install libportaudio2)"

@@ -70,7 +70,7 @@ def _make_mp3(path: Path, samples: npt.NDArray[np.float32], rate: int) -> None:
     for tool, args in (("sox", [str(wav), str(path)]), ("ffmpeg", ["-loglevel", "error", "-i", str(wav), str(path)])):
         if shutil.which(tool) and subprocess.run([tool, *args], check=False).returncode == 0 and path.exists():
             return
-    pytest.skip("this libsndfile cannot write MP3 and neither sox nor ffmpeg can make one")
+    pytest.skip("this libsndfile cannot write MP3 and neither can sox or ffmpeg (apt-get install sox libsox-fmt-mp3)")
 
 
 def test_mp3_loads_as_mono_16k(tmp_path: Path) -> None:

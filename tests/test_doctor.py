@@ -356,6 +356,7 @@ def keeper_processes() -> list[int]:
     return found
 
 
+@pytest.mark.usefixtures("qt_xcb")  # the check opens its test window with Qt on the X server
 def test_typing_check_types_into_its_window_and_puts_the_clipboard_back(xvfb_display: str) -> None:
     png = bytes(range(256)) * 40
     original = {**text_formats("the person's text ✓"), "image/png": ClipData("image/png", 8, png)}
@@ -388,6 +389,7 @@ def test_typing_check_types_into_its_window_and_puts_the_clipboard_back(xvfb_dis
         person.close()
 
 
+@pytest.mark.usefixtures("qt_xcb")
 def test_typing_check_with_an_empty_clipboard_leaves_it_empty(xvfb_display: str) -> None:
     results = by_name(list(check_typing(context(areas=frozenset({"typing"})))))
     assert results["Clipboard"].status == "ok"
@@ -539,6 +541,7 @@ def test_window_reports_a_context_that_cannot_be_built(qtbot: QtBot) -> None:
     ]
 
 
+@pytest.mark.usefixtures("qt_xcb")
 def test_window_screenshot_with_most_checks_passing(
     qtbot: QtBot, xvfb_display: str, tone_player: TonePlayer, words_model: Path, tmp_path: Path
 ) -> None:

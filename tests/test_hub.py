@@ -402,11 +402,11 @@ def test_cli_download_verify_list_remove(server: HubServer, capsys: pytest.Captu
 def test_cli_failures_are_one_line_with_exit_1(
     server: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _cli("verify", TINY_NAME) == 1
+    assert _cli("verify", TINY_NAME, "--device", "cpu") == 1  # auto weights on the CPU: int8
     err = capsys.readouterr().err
     assert err == (
-        "perch: error: tiny-tdt (fp32) is not usable: not downloaded; "
-        "run `perch models download tiny-tdt --quantization fp32`\n"
+        "perch: error: tiny-tdt (int8) is not usable: not downloaded; "
+        "run `perch models download tiny-tdt --quantization int8`\n"
     )
     assert _cli("download", "nope") == 1
     assert capsys.readouterr().err.startswith("perch: error: unknown model 'nope'; known models:")

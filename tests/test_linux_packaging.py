@@ -167,7 +167,7 @@ def test_the_frozen_entry_runs_perchs_own_modules_by_name() -> None:
 
 def test_the_debian_dependencies_come_from_what_the_files_link(tmp_path: Path) -> None:
     if shutil.which("objdump") is None or shutil.which("dpkg-query") is None:
-        pytest.skip("needs objdump (binutils) and dpkg-query (Debian)")
+        pytest.skip("needs objdump (apt-get install binutils) and dpkg-query (Debian)")
     tool = shutil.which("true")
     assert tool is not None
     shutil.copy(tool, tmp_path / "true")
@@ -241,12 +241,12 @@ PrivateEnv = Callable[..., dict[str, str]]
 
 
 @pytest.fixture(name="private_env")
-def private_env_fixture(xvfb_display: str, words_model: Path, tmp_path: Path) -> PrivateEnv:
+def private_env_fixture(qt_xcb: str, words_model: Path, tmp_path: Path) -> PrivateEnv:
     """Makes the environment of a bundled perch with its own folders under `tmp_path/name` and its own settings:
     the words model, the test microphone, and the given settings on top."""
 
     def make(name: str, **settings: object) -> dict[str, str]:
-        return private_home(tmp_path / name, xvfb_display, words_model, **settings)
+        return private_home(tmp_path / name, qt_xcb, words_model, **settings)
 
     return make
 
@@ -392,7 +392,7 @@ def deb() -> Path:
     if not os.environ.get("PERCH_DEB"):
         pytest.skip("set PERCH_DEB to a built .deb (packaging/linux/build-linux.sh makes dist/perch-dictation_*.deb)")
     if shutil.which("dpkg-deb") is None:
-        pytest.skip("dpkg-deb is not installed")
+        pytest.skip("dpkg-deb is not installed (apt-get install dpkg)")
     return Path(os.environ["PERCH_DEB"]).resolve()
 
 
@@ -479,7 +479,7 @@ def test_the_installed_desktop_files_validate(unpacked: Path) -> None:
 
 def test_the_deb_depends_on_every_library_the_bundle_takes_from_the_system(deb: Path, unpacked: Path) -> None:
     if shutil.which("objdump") is None or shutil.which("dpkg-query") is None:
-        pytest.skip("needs objdump (binutils) and dpkg-query")
+        pytest.skip("needs objdump (apt-get install binutils) and dpkg-query (Debian)")
     listed = {entry.split()[0] for entry in deb_fields(deb)["Depends"].split(",")}
     deps = load(LINUX / "debian_depends.py")
     needed = {library: deps.package_of(library) for library in deps.system_libraries(unpacked / "opt" / "perch")}

@@ -89,7 +89,7 @@ class FailingStream:
         try:
             import sounddevice
         except OSError as exc:
-            pytest.skip(f"PortAudio is not installed: {exc}")
+            pytest.skip(f"PortAudio is not installed (apt-get install libportaudio2): {exc}")
         raise sounddevice.PortAudioError(*self.args)
 
 

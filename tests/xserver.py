@@ -1,14 +1,17 @@
 """A private X server (Xvfb, no window manager) and text windows in other processes to type into.
 
-A test module gets the `xvfb_display` fixture with `from tests.xserver import xvfb_display_fixture  # noqa: F401`;
-`TargetWindows` starts tests/target_window.py on that display.
+Tests get the `xvfb_display` fixture, and `qt_xcb` (that display, skipping the test when Qt's X11 platform plugin
+cannot load here) for tests that show Qt windows on it, from tests/conftest.py. `TargetWindows` starts
+tests/target_window.py on that display.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -22,6 +25,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 20.0
+QT_XCB_PACKAGES = (
+    "libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
+    "libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1"
+)
+"""The Debian packages Qt's xcb platform plugin loads beyond libxcb itself (as .ci/run installs them)."""
+QT_XCB_PROBE = "from PySide6.QtGui import QGuiApplication; QGuiApplication([]); print('ok')"
 
 
 def _tied(command: list[str]) -> list[str]:
@@ -97,10 +106,45 @@ def xvfb_display_fixture() -> Iterator[str]:
                 server.wait()
 
 
+@functools.cache
+def qt_xcb_missing(display: str) -> str | None:
+    """Why Qt's xcb platform plugin cannot start on `display`, with the packages to install; None when it can.
+
+    Probed once per display, in a subprocess, since a plugin that cannot load aborts the process.
+    """
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", QT_DEBUG_PLUGINS="1")
+    env.pop("WAYLAND_DISPLAY", None)
+    done = subprocess.run(
+        [sys.executable, "-c", QT_XCB_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode == 0:
+        return None
+    if 'platform plugin "xcb"' not in done.stderr:
+        raise RuntimeError(f"Qt could not start on {display} for another reason: {done.stderr[-2000:]}")
+    library = re.search(r"libqxcb\.so: \(?(?:[^:\s]*/)?([^:/\s(]+): ", done.stderr)
+    missing = f" ({library.group(1)}: cannot load)" if library else ""
+    return f"Qt's xcb platform plugin cannot load{missing}: apt-get install {QT_XCB_PACKAGES}"
+
+
+def need_qt_xcb(display: str) -> None:
+    """Skip the test, naming the packages, when Qt windows cannot open on `display`."""
+    reason = qt_xcb_missing(display)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(name="qt_xcb")
+def qt_xcb_fixture(xvfb_display: str) -> str:
+    """The Xvfb display, for a test that shows Qt windows on it (platform xcb); skips when Qt cannot."""
+    need_qt_xcb(xvfb_display)
+    return xvfb_display
+
+
 class TargetWindows:
     """tests/target_window.py in its own process: editors "main" and "other" that mirror their text to files."""
 
     def __init__(self, display: str, folder: Path) -> None:
+        need_qt_xcb(display)
         self.display = display
         self.folder = folder
         env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
@@ -118,11 +162,6 @@ class TargetWindows:
         if not line.startswith("{"):
             message = self.stderr()
             self.close()
-            if 'platform plugin "xcb"' in message:
-                pytest.skip(
-                    "the Qt xcb platform plugin cannot load (apt-get install libxcb-cursor0 libxcb-icccm4 "
-                    "libxcb-keysyms1 libxkbcommon-x11-0 and the other libxcb-* libraries)"
-                )
             raise RuntimeError(f"the target windows did not start: {message}")
         self.ids: dict[str, int] = json.loads(line)
 
