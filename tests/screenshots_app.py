@@ -19,7 +19,7 @@ from typing import Any
 from tests.perch_process import App, perch_app_fixture  # noqa: F401  (the `perch_app` fixture)
 from tests.pulse import PulseMic
 from tests.tray_host import mapped_windows_of, screenshot, tray_host_fixture, x_display  # noqa: F401
-from tests.xserver import TargetWindows, need_tools
+from tests.xserver import TargetWindows, need_tools, push_to_talk
 
 from .conftest import Speak
 from .longaudio import spaced_phrases, write_long_file
@@ -51,15 +51,6 @@ def photograph(display: Any, window: Any, name: str) -> None:
     screenshot(display, name, (-at.x, -at.y, geometry.width, geometry.height))
 
 
-def dictate(perch: App, pulse_mic: PulseMic, keys: dict[str, str], clip: Path, *, during: Callable[[], None]) -> None:
-    subprocess.run(["xdotool", "keydown", "ctrl+alt+space"], env=keys, check=True, timeout=10)
-    perch.wait_status("recording")
-    player = pulse_mic.play_async(clip)
-    during()
-    player.wait(timeout=60)
-    subprocess.run(["xdotool", "keyup", "space", "alt", "ctrl"], env=keys, check=True, timeout=10)
-
-
 def test_screenshots_of_a_real_run(
     tray_host: subprocess.Popen[bytes],
     *,
@@ -88,7 +79,12 @@ def test_screenshots_of_a_real_run(
                     time.sleep(2.6)  # most of the words are in the caption by now
                     photograph(display, app_window(display, perch.process.pid, "Perch caption"), "caption.png")
 
-            dictate(perch, pulse_mic, keys, clip, during=photograph_caption)
+            def speak_it(clip: Path = clip, during: Callable[[], None] = photograph_caption) -> None:
+                player = pulse_mic.play_async(clip)
+                during()
+                player.wait(timeout=60)
+
+            push_to_talk(xvfb_display, perch, speak_it)
             typed = (typed + " " + text).strip()
             assert targets.wait_text(typed, timeout=20) == typed
             perch.wait_status("idle")

@@ -281,7 +281,8 @@ def test_tray_menu_changes_settings(
     app, launch, _sources, _loads = configured
     app.tray.menu.aboutToShow.emit()
     texts = [a.text() for a in app.tray.menu.actions()]
-    for item in ("Mode", "Microphone", "Model", "Show captions", "History…", "Settings…", "Check setup…", "Quit"):
+    items = ("Mode", "Microphone", "Model", "Show captions", "Transcribe files…", "History…", "Settings…")
+    for item in (*items, "Check setup…", "Quit"):
         assert item in texts
     model_menu = next(a.menu() for a in app.tray.menu.actions() if a.text() == "Model")
     assert isinstance(model_menu, QMenu)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.perch_process import App, perch_app_fixture  # noqa: F401  (the `perch_app` fixture)
 from tests.pulse import PulseMic
-from tests.xserver import TargetWindows, need_tools
+from tests.xserver import TargetWindows, need_tools, push_to_talk
 
 
 def test_push_to_talk_types_into_the_focused_window(
@@ -43,12 +43,8 @@ def test_push_to_talk_types_into_the_focused_window(
         watcher = threading.Thread(target=watch_focus)
         watcher.start()
         clip = speech_file("hello world seven three five")
-        keys = dict(os.environ, DISPLAY=xvfb_display)
         # The push-to-talk hotkey of the settings (Ctrl+Alt+Space), pressed and released for real.
-        subprocess.run(["xdotool", "keydown", "ctrl+alt+space"], env=keys, check=True, timeout=10)
-        perch.wait_status("recording")
-        pulse_mic.play(clip)
-        subprocess.run(["xdotool", "keyup", "space", "alt", "ctrl"], env=keys, check=True, timeout=10)
+        push_to_talk(xvfb_display, perch, lambda: pulse_mic.play(clip))
         typed = targets.wait_text("hello world seven three five", timeout=20)
         stop.set()
         watcher.join()

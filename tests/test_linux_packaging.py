@@ -30,7 +30,7 @@ import app
 from tests.perch_process import private_home
 from tests.pulse import PulseMic
 from tests.tray_host import embedded_icon, tray_host_fixture, tray_panel, x_display  # noqa: F401  (tray_host)
-from tests.xserver import TargetWindows, need_tools
+from tests.xserver import TargetWindows, need_tools, push_to_talk
 
 from .conftest import ROOT
 
@@ -372,12 +372,8 @@ def test_dictating_with_the_bundle_types_into_the_focused_window(
     targets = TargetWindows(xvfb_display, tmp_path / "target")
     try:
         targets.focus("main")
-        keys = dict(os.environ, DISPLAY=xvfb_display)
         # The bundle's global hotkey (Ctrl+Alt+Space, push to talk), its capture through PortAudio and its typing.
-        subprocess.run(["xdotool", "keydown", "ctrl+alt+space"], env=keys, check=True, timeout=10)
-        perch.wait_status("recording")
-        pulse_mic.play(speech_file("four two zero go"))
-        subprocess.run(["xdotool", "keyup", "space", "alt", "ctrl"], env=keys, check=True, timeout=10)
+        push_to_talk(xvfb_display, perch, lambda: pulse_mic.play(speech_file("four two zero go")))
         typed = targets.wait_text("four two zero go", timeout=20)
     finally:
         targets.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.perch_process import App, perch_app_fixture  # noqa: F401  (the `perch_app` fixture)
 from tests.pulse import PulseMic
-from tests.xserver import TargetWindows, need_tools
+from tests.xserver import TargetWindows, need_tools, push_to_talk
 
 from .conftest import Speak
 from .longaudio import spaced_phrases, write_long_file
@@ -92,11 +92,8 @@ def test_an_hour_in_the_app_with_a_dictation_in_between(
     targets = TargetWindows(xvfb_display, tmp_path / "target")
     try:
         targets.focus("main")
-        keys = dict(os.environ, DISPLAY=xvfb_display)
-        subprocess.run(["xdotool", "keydown", "ctrl+alt+space"], env=keys, check=True, timeout=10)
-        perch.wait_status("recording")
-        pulse_mic.play(write_long_file(tmp_path / "stop-go.wav", 1.5, [(0.2, speak("stop go"))]))
-        subprocess.run(["xdotool", "keyup", "space", "alt", "ctrl"], env=keys, check=True, timeout=10)
+        clip = write_long_file(tmp_path / "stop-go.wav", 1.5, [(0.2, speak("stop go"))])
+        push_to_talk(xvfb_display, perch, lambda: pulse_mic.play(clip))
         assert targets.wait_text("stop go", timeout=20) == "stop go"
     finally:
         targets.close()

@@ -177,3 +177,17 @@ def resident_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def test_the_add_files_dialog_queues_what_is_chosen(rig: Rig, talk: Path, qtbot: QtBot) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    rig.window.add.click()
+    dialog = rig.window.findChild(QFileDialog)
+    assert isinstance(dialog, QFileDialog) and dialog.isVisible()
+    assert dialog.fileMode() == QFileDialog.FileMode.ExistingFiles and "*.mp3" in dialog.nameFilters()[0]
+    dialog.filesSelected.emit([str(talk)])
+    assert [r.path for r in rig.window.rows.values()] == [talk]
+    dialog.reject()
+    for job_id in list(rig.jobs.jobs):
+        rig.jobs.cancel(job_id)

@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -246,3 +247,15 @@ def need_tools(*tools: str) -> None:
     for tool in tools:
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (apt-get install {packages.get(tool, tool)})")
+
+
+def push_to_talk(display: str, app: Any, speak: Callable[[], object]) -> None:
+    """Hold the push-to-talk hotkey (Ctrl+Alt+Space) on `display` with xdotool, wait until `app` records,
+    run `speak` (which plays the speech), and let go."""
+    keys = dict(os.environ, DISPLAY=display)
+    subprocess.run(["xdotool", "keydown", "ctrl+alt+space"], env=keys, check=True, timeout=10)
+    try:
+        app.wait_status("recording")
+        speak()
+    finally:
+        subprocess.run(["xdotool", "keyup", "space", "alt", "ctrl"], env=keys, check=True, timeout=10)

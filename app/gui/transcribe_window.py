@@ -36,6 +36,17 @@ SAVE_FORMATS = {
 }
 
 
+def ask_for_audio_files(parent: QWidget | None, chosen: Callable[[list[Path]], None]) -> QFileDialog:
+    """A file dialog for audio files, open without blocking anything; `chosen` gets the files picked."""
+    dialog = QFileDialog(parent, "Transcribe audio files")
+    dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
+    dialog.setNameFilter(AUDIO_FILTER)
+    dialog.filesSelected.connect(lambda files: chosen([Path(f) for f in files]))
+    dialog.finished.connect(dialog.deleteLater)
+    dialog.open()
+    return dialog
+
+
 def dropped_files(mime: QMimeData) -> list[Path]:
     """The local files among dragged URLs (folders and remote URLs are left out)."""
     paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
@@ -231,11 +242,7 @@ class TranscribeWindow(QWidget):
         self.jobs.transcribe(paths)
 
     def ask_for_files(self) -> None:
-        dialog = QFileDialog(self, "Transcribe audio files")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
-        dialog.setNameFilter(AUDIO_FILTER)
-        dialog.filesSelected.connect(lambda files: self.transcribe([Path(f) for f in files]))
-        dialog.open()
+        ask_for_audio_files(self, self.transcribe)
 
     def open_in_history(self, job_id: int) -> None:
         entry = self.jobs.entries.get(job_id)

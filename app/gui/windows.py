@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QWidget
 
 if TYPE_CHECKING:
     from app.gui.controller import Controller
@@ -95,15 +95,9 @@ class Windows(QObject):
 
     def choose_files_to_transcribe(self) -> None:
         """Tray ▸ Transcribe files…: a file dialog (not modal to anything), then the Transcribe window."""
-        from app.gui.transcribe_window import AUDIO_FILTER
+        from app.gui.transcribe_window import ask_for_audio_files
 
-        dialog = QFileDialog(None, "Transcribe audio files")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
-        dialog.setNameFilter(AUDIO_FILTER)
-        dialog.filesSelected.connect(lambda files: self.transcribe_files([Path(f) for f in files]))
-        dialog.finished.connect(dialog.deleteLater)
-        self._file_dialog = dialog
-        dialog.open()
+        self._file_dialog = ask_for_audio_files(None, self.transcribe_files)
 
     def show_check_setup(self) -> None:
         """The Check setup window; it runs the checks each time it opens."""
