@@ -59,3 +59,6 @@ def test_push_to_talk_types_into_the_focused_window(
     assert stop_to_final is not None and stop_to_typed is not None and stop_to_typed >= stop_to_final
     assert focus_seen == {str(window)}  # the focus never left the target window
     assert "caption shows partial" in perch.log()
+    # Nothing printed by the audio libraries reaches the terminal; with --debug it is in the log, marked as theirs.
+    stderr = (perch.home / "stderr.txt").read_text(errors="replace")
+    assert "ALSA lib" not in stderr and "Cannot connect to server" not in stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,27 @@ def test_alsa_and_jack_errors_go_to_the_log(tmp_path: Path) -> None:
     assert "perch.native ALSA pcm.c" in done.stdout and "Unknown PCM" in done.stdout
     if ctypes.util.find_library("jack"):
         assert "perch.native JACK: Cannot connect to server" in done.stdout
+
+
+def test_the_app_without_a_sound_server_prints_only_its_own_lines(
+    xvfb_display: str, words_model: Path, tmp_path: Path
+) -> None:
+    from tests.perch_process import App, private_home
+    from tests.xserver import need_qt_xcb
+
+    need_qt_xcb(xvfb_display)
+    env = private_home(tmp_path / "home", xvfb_display, words_model)
+    env["PULSE_SERVER"] = f"unix:{tmp_path}/no-such-socket"
+    perch = App(tmp_path / "home", env)
+    try:
+        log = perch.home / "state" / "perch" / "log" / "perch.log"
+        deadline = time.monotonic() + 30
+        while not log.is_file() or "No microphone found" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, "the app never reported the missing microphone"
+            assert perch.process.poll() is None, (perch.home / "stderr.txt").read_text(errors="replace")
+            time.sleep(0.1)
+    finally:
+        perch.close()
+    stderr = (perch.home / "stderr.txt").read_text(errors="replace")
+    assert "ALSA lib" not in stderr and "Cannot connect to server" not in stderr and "jack server" not in stderr
+    assert stderr.strip(), "the app logs to stderr under --debug"
