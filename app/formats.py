@@ -20,8 +20,11 @@ def clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def to_json(path: Path, transcript: Transcript, quantization: str = "") -> str:
-    """One JSON object on one line; `quantization` names the weights that made it."""
+def to_json(
+    path: Path, transcript: Transcript, quantization: str = "", vocabulary: dict[str, float] | None = None
+) -> str:
+    """One JSON object on one line; `quantization` names the weights that made it, `vocabulary` the boost
+    (`{"phrases": N, "strength": α}`)."""
     return json.dumps(
         {
             "file": str(path),
@@ -29,6 +32,7 @@ def to_json(path: Path, transcript: Transcript, quantization: str = "") -> str:
             "duration_s": round(transcript.duration, 4),
             "device": transcript.device,
             **({"quantization": quantization} if quantization else {}),
+            **({"vocabulary": vocabulary} if vocabulary is not None else {}),
             "tokens": transcript.token_ids,
             "token_starts_s": [round(t, 4) for t in transcript.token_starts],
             "token_durations_s": [round(t, 4) for t in transcript.token_durations],

@@ -9,6 +9,8 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from stt.boost.tree import Boost
+
 S = TypeVar("S")
 
 DEFAULT_DURATIONS = (0, 1, 2, 3, 4)
@@ -43,6 +45,8 @@ class DecoderState(Generic[S]):
     state: S
     last_token: int
     frame_offset: int = 0
+    boost_state: int = 0
+    """Where the phrase-boosting tree stands (its root at the start of an utterance)."""
 
 
 @dataclass
@@ -69,6 +73,7 @@ def greedy_tdt(
     durations: Sequence[int] = DEFAULT_DURATIONS,
     max_symbols: int = MAX_SYMBOLS_PER_FRAME,
     trace: Callable[[StepTrace], None] | None = None,
+    boost: Boost | None = None,
 ) -> tuple[Hypothesis, DecoderState[S]]:
     """Decode frames [start.frame_offset, num_frames) greedily.
 
@@ -77,10 +82,15 @@ def greedy_tdt(
     a blank of duration 0 by one frame, and after `max_symbols` tokens on one frame by one frame.
     The returned state continues decoding on the next chunk of frames; its `frame_offset` is how
     far the last duration ran past this chunk.
+
+    With `boost`, a step whose argmax is not blank re-chooses among the non-blank tokens by `logit + α ·
+    tree score` (NeMo's phrase boosting): blank against non-blank and the duration are never changed, and
+    the tree state advances on emitted tokens only.
     """
     hyp = Hypothesis()
     token_width = blank_id + 1
     state, last_token, t = start.state, start.last_token, start.frame_offset
+    boost_state = start.boost_state
     on_frame = 0
     while t < num_frames:
         logits, next_state = step(t, last_token, state)
@@ -93,6 +103,9 @@ def greedy_tdt(
             t += max(duration, 1)
             on_frame = 0
             continue
+        if boost is not None:
+            token = boost.choose(token_logits[:blank_id], boost_state)
+            boost_state = boost.tree.arcs(boost_state).next_state(token)
         probability = _token_probability(token_logits, token)
         if trace is not None:
             trace(StepTrace(t, token, duration, probability))
@@ -109,4 +122,4 @@ def greedy_tdt(
             if on_frame >= max_symbols:
                 t += 1
                 on_frame = 0
-    return hyp, DecoderState(state, last_token, t - num_frames)
+    return hyp, DecoderState(state, last_token, t - num_frames, boost_state)

@@ -6,12 +6,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
 from stt import features as feats
+from stt.boost.tree import Boost
 from stt.contract import ModelShape, check_contract
 from stt.decoding import DEFAULT_DURATIONS, DecoderState, Hypothesis, StepTrace, greedy_tdt
 from stt.errors import AudioError, ContractError, ModelFileError
@@ -23,6 +25,9 @@ from stt.results import Timings, Token, Transcript
 from stt.runtime import RuntimeOptions, SessionInfo, create_session
 from stt.text import Rendered, TokenTrack, join_texts, render, timed_tokens
 from stt.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from stt.boost.tokenizer import PhraseTokenizer
 
 SAMPLE_RATE = 16000
 MIN_SAMPLES = SAMPLE_RATE // 10
@@ -41,6 +46,7 @@ class DecoderCarry:
     c: npt.NDArray[np.float32]
     last_token: int
     frame_offset: int
+    boost_state: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,9 @@ class Recognizer:
                 "to this model"
             )
         self.frame_seconds = self.config.subsampling_factor * feats.HOP_LENGTH / SAMPLE_RATE
+        self.boost: Boost | None = None
+        """Phrase boosting for every decode from now on (None: off); set it between utterances."""
+        self._phrase_tokenizer: PhraseTokenizer | None = None
         loaded = time.perf_counter()
         if warm_up:
             noise = np.random.default_rng(0).normal(0.0, 0.05, SAMPLE_RATE).astype(np.float32)
@@ -123,6 +132,14 @@ class Recognizer:
             load_seconds=loaded - started,
             warmup_seconds=time.perf_counter() - loaded,
         )
+
+    def phrase_tokenizer(self) -> PhraseTokenizer:
+        """The tokenizer that splits vocabulary phrases into this model's tokens (made on first use)."""
+        if self._phrase_tokenizer is None:
+            from stt.boost.tokenizer import PhraseTokenizer
+
+            self._phrase_tokenizer = PhraseTokenizer.for_model(self.files.directory, self.vocab)
+        return self._phrase_tokenizer
 
     def transcribe(self, samples: npt.NDArray[np.float32], offset: float = 0.0) -> Transcript:
         """Recognise 16 kHz mono samples of any length; times are shifted by `offset` seconds."""
@@ -246,7 +263,8 @@ class Recognizer:
         if carry is None:
             start = DecoderState(self._joint.reset_state(), self.vocab.blank_id)
         else:
-            start = DecoderState(self._joint.import_state(carry.h, carry.c), carry.last_token, carry.frame_offset)
+            state = self._joint.import_state(carry.h, carry.c)
+            start = DecoderState(state, carry.last_token, carry.frame_offset, carry.boost_state)
         step = self._joint
         if self.instrumentation.nan_guard:
             step = _GuardedStep(self._joint, self.instrumentation)  # type: ignore[assignment]
@@ -266,10 +284,11 @@ class Recognizer:
             blank_id=self.vocab.blank_id,
             max_symbols=self.config.max_tokens_per_step,
             trace=shifted,
+            boost=self.boost,
         )
         hyp.frames = [f + first for f in hyp.frames]
         h, c = self._joint.export_state(end.state)
-        return hyp, DecoderCarry(h, c, end.last_token, end.frame_offset)
+        return hyp, DecoderCarry(h, c, end.last_token, end.frame_offset, end.boost_state)
 
     def timed(self, hyp: Hypothesis, offset: float = 0.0) -> tuple[list[Token], Rendered]:
         """Visible tokens of a hypothesis timed from `offset` seconds, and their text and words."""

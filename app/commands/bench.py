@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging
+from app.commands.common import (
+    add_model_options,
+    add_vocabulary_options,
+    apply_vocabulary,
+    error,
+    model_files,
+    read_vocabulary,
+    runtime_options,
+    setup_logging,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -25,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
     live.add_argument("--idle-seconds", type=float, default=10.0, help="silence to measure idle CPU on (10)")
     live.add_argument("--mic", metavar="NAME|INDEX", help="measure idle CPU on this microphone, not the replay")
     add_model_options(parser)
+    add_vocabulary_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -39,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.live:
         return _run_live(args)
     try:
+        chosen = read_vocabulary(args)
         recognizer = Recognizer(model_files(args), runtime_options(args))
+        apply_vocabulary(recognizer, chosen)
         clips = [(p.name, load_audio(p)) for p in args.files] or [
             (f"synthetic {s:g} s", synthetic_clip(s, seed=i)) for i, s in enumerate(args.seconds)
         ]
@@ -61,7 +73,9 @@ def _run_live(args: argparse.Namespace) -> int:
         error("--live needs speech files to replay, e.g. perch bench --live clip1.wav clip2.wav")
         return 2
     try:
+        chosen = read_vocabulary(args)
         recognizer = Recognizer(model_files(args), runtime_options(args))
+        apply_vocabulary(recognizer, chosen)
         clips = [(p.name, load_audio(p)) for p in args.files]
     except PerchError as exc:
         error(str(exc))

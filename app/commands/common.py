@@ -6,10 +6,15 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stt.modelfiles import ModelFiles
 from stt.quantization import AUTO_RULE, QUANTIZATION_CHOICES, WeightsChoice, resolve_weights
 from stt.runtime import DEVICES, RuntimeOptions
+
+if TYPE_CHECKING:
+    from stt.boost.phrases import Phrase
+    from stt.engine import Recognizer
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +31,53 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto: CUDA, else CPU)")
     group.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (physical cores)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and engine logs")
+
+
+def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
+    """`--vocabulary FILE` and `--boost-strength ALPHA`."""
+    from stt.boost.phrases import DEFAULT_STRENGTH
+
+    group = parser.add_argument_group("vocabulary")
+    group.add_argument(
+        "--vocabulary",
+        type=Path,
+        metavar="FILE",
+        help="boost these words and phrases, as NeMo does (UTF-8, one per line; blank lines and # comments ignored)",
+    )
+    group.add_argument(
+        "--boost-strength",
+        metavar="ALPHA",
+        default=None,
+        help=f"how hard to boost them: a number of 0 or more ({DEFAULT_STRENGTH:g}; 0 turns boosting off)",
+    )
+
+
+def read_vocabulary(args: argparse.Namespace) -> tuple[list[Phrase], float] | None:
+    """`--vocabulary` and `--boost-strength` checked before the model loads (raises VocabularyError)."""
+    from stt.boost.phrases import DEFAULT_STRENGTH, VocabularyError, parse_strength, read_phrase_file
+
+    path: Path | None = getattr(args, "vocabulary", None)
+    strength = getattr(args, "boost_strength", None)
+    if path is None:
+        if strength is not None:
+            raise VocabularyError("--boost-strength needs --vocabulary FILE: the phrases to boost")
+        return None
+    return read_phrase_file(path), parse_strength(DEFAULT_STRENGTH if strength is None else strength)
+
+
+def apply_vocabulary(recognizer: Recognizer, chosen: tuple[list[Phrase], float] | None) -> dict[str, float] | None:
+    """Boost the chosen phrases in `recognizer`; warnings (phrases left out) go to stderr. Returns the summary
+    for JSON output (`{"phrases": N, "strength": α}`), or None without a vocabulary."""
+    from stt.boost.phrases import compile_vocabulary
+
+    if chosen is None:
+        return None
+    phrases, strength = chosen
+    compiled = compile_vocabulary(phrases, recognizer.phrase_tokenizer().encode, strength)
+    for warning in compiled.warnings:
+        print(f"perch: warning: {warning}", file=sys.stderr)
+    recognizer.boost = compiled.boost
+    return {"phrases": compiled.phrases, "strength": compiled.strength}
 
 
 def setup_logging(debug: bool) -> None:

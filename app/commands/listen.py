@@ -12,7 +12,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging
+from app.commands.common import (
+    add_model_options,
+    add_vocabulary_options,
+    apply_vocabulary,
+    error,
+    model_files,
+    read_vocabulary,
+    runtime_options,
+    setup_logging,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,6 +44,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--file", dest="files", type=Path, action="append", metavar="FILE", help=argparse.SUPPRESS)
     parser.add_argument("--for", dest="duration", type=float, metavar="SECONDS", help="stop after this long")
     add_model_options(parser)
+    add_vocabulary_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -100,13 +110,20 @@ def run(args: argparse.Namespace) -> int:
     events: queue.Queue[Event | None] = queue.Queue()
     try:
         files = model_files(args)
+        chosen = read_vocabulary(args)
     except PerchError as exc:
         error(str(exc))
         return 1
     options = runtime_options(args)
+
+    def load() -> Recognizer:
+        recognizer = Recognizer(files, options)
+        apply_vocabulary(recognizer, chosen)
+        return recognizer
+
     partials: PartialsChoice = args.preset if args.partials or args.final == "streaming" else "off"
     worker = EngineWorker(
-        lambda: Recognizer(files, options),
+        load,
         events.put,
         WorkerOptions(partials=partials, final=args.final),
         store := RecordingStore(keep=args.keep),

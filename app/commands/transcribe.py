@@ -11,7 +11,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app import formats
-from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging, weights
+from app.commands.common import (
+    add_model_options,
+    add_vocabulary_options,
+    apply_vocabulary,
+    error,
+    model_files,
+    read_vocabulary,
+    runtime_options,
+    setup_logging,
+    weights,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -20,12 +30,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="WAV, FLAC, OGG or MP3, any rate")
     parser.add_argument("--format", choices=("text", "json", "srt", "vtt"), default="text", help="output (text)")
     add_model_options(parser)
+    add_vocabulary_options(parser)
     parser.set_defaults(func=run)
 
 
-def _render(fmt: str, path: Path, transcript: Any, quantization: str) -> str:
+def _render(
+    fmt: str, path: Path, transcript: Any, quantization: str, vocabulary: dict[str, float] | None = None
+) -> str:
     if fmt == "json":
-        return formats.to_json(path, transcript, quantization)
+        return formats.to_json(path, transcript, quantization, vocabulary)
     if fmt == "srt":
         return formats.to_srt(transcript)
     if fmt == "vtt":
@@ -90,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(args.debug)
     try:
+        chosen = read_vocabulary(args)
         recognizer = Recognizer(model_files(args), runtime_options(args))
+        vocabulary = apply_vocabulary(recognizer, chosen)
     except PerchError as exc:
         error(str(exc))
         if args.debug:
@@ -116,5 +131,5 @@ def run(args: argparse.Namespace) -> int:
                 traceback.print_exc()
             status = 1
             continue
-        print(_render(args.format, path, transcript, recognizer.files.quantization), flush=True)
+        print(_render(args.format, path, transcript, recognizer.files.quantization, vocabulary), flush=True)
     return status
