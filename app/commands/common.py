@@ -73,8 +73,9 @@ def apply_vocabulary(recognizer: Recognizer, chosen: tuple[list[Phrase], float] 
     if chosen is None:
         return None
     phrases, strength = chosen
-    compiled = compile_vocabulary(phrases, recognizer.phrase_tokenizer().encode, strength)
-    for warning in compiled.warnings:
+    tokenizer = recognizer.phrase_tokenizer()
+    compiled = compile_vocabulary(phrases, tokenizer.encode, strength)
+    for warning in [tokenizer.warning, *compiled.warnings] if tokenizer.warning else compiled.warnings:
         print(f"perch: warning: {warning}", file=sys.stderr)
     recognizer.boost = compiled.boost
     return {"phrases": compiled.phrases, "strength": compiled.strength}
