@@ -4,9 +4,9 @@ per-state arcs the greedy decoder fuses into its non-blank choice."""
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -41,13 +41,40 @@ class StateArcs:
         return int(self.targets[at]) if at < len(self.tokens) and self.tokens[at] == token else ROOT
 
 
-@dataclass
-class _Node:
-    token_score: float
-    node_score: float
-    depth: int
-    is_end: bool = False
-    children: dict[int, int] = field(default_factory=dict)
+_TOKEN_BITS = 24
+_TOKEN_MASK = (1 << _TOKEN_BITS) - 1
+
+
+class _Trie:
+    """The tree while it is built: flat arrays, and one dict from `parent << 24 | token` to the child."""
+
+    def __init__(self) -> None:
+        self.children: dict[int, int] = {}
+        self.token_score = array("d", [0.0])
+        self.node_score = array("d", [0.0])
+        self.is_end = array("b", [0])
+        self.depth = array("i", [0])
+
+    def add(self, tokens: Sequence[int], context_score: float, depth_scaling: float) -> None:
+        current = ROOT
+        for depth, token in enumerate(tokens):
+            if not 0 <= token <= _TOKEN_MASK:
+                raise ValueError(f"token id {token} is out of range")
+            key = current << _TOKEN_BITS | token
+            child = self.children.get(key)
+            last = depth == len(tokens) - 1
+            if child is None:
+                score = context_score if depth == 0 else context_score * depth_scaling + math.log(depth + 1)
+                child = self.children[key] = len(self.depth)
+                self.token_score.append(score)
+                self.node_score.append(self.node_score[current] + score)
+                self.is_end.append(int(last))
+                self.depth.append(depth + 1)
+            else:
+                self.token_score[child] = max(context_score, self.token_score[child])
+                self.node_score[child] = self.node_score[current] + self.token_score[child]
+                self.is_end[child] = self.is_end[child] or int(last)
+            current = child
 
 
 class PhraseTree:
@@ -69,31 +96,27 @@ class PhraseTree:
     ) -> None:
         """`scores` gives a phrase its own context score (0: the options' one), as NeMo's `score_per_phrase`."""
         self.options = options or TreeOptions()
-        nodes = [_Node(0.0, 0.0, 0)]
+        trie = _Trie()
         for index, tokens in enumerate(phrases):
             own = scores[index] if scores is not None else 0.0
-            self._add(nodes, tokens, own or self.options.context_score)
+            trie.add(tokens, own or self.options.context_score, self.options.depth_scaling)
         self.phrases = sum(1 for tokens in phrases if tokens)
-        fail = self._fail_links(nodes)
-        count = len(nodes)
-        self.fail: npt.NDArray[np.int64] = np.asarray(fail, dtype=np.int64)
-        self.token_score = np.array([n.token_score for n in nodes], dtype=np.float64)
-        self.node_score = np.array([n.node_score for n in nodes], dtype=np.float64)
-        self.is_end = np.array([n.is_end for n in nodes], dtype=bool)
-        self.depth = np.array([n.depth for n in nodes], dtype=np.int64)
+        self.token_score = np.frombuffer(trie.token_score, dtype=np.float64).copy()
+        self.node_score = np.frombuffer(trie.node_score, dtype=np.float64).copy()
+        self.is_end = np.frombuffer(trie.is_end, dtype=np.int8).astype(bool)
+        self.depth = np.frombuffer(trie.depth, dtype=np.int32).astype(np.int64)
+        # Children as sorted (parent, token) pairs: node i's arcs are the slice starts[i]:starts[i + 1].
+        keys = np.fromiter(trie.children.keys(), dtype=np.int64, count=len(trie.children))
+        targets = np.fromiter(trie.children.values(), dtype=np.int64, count=len(trie.children))
+        order = np.argsort(keys, kind="stable")
+        keys, targets = keys[order], targets[order]
+        parents = keys >> _TOKEN_BITS
+        self._child_tokens: npt.NDArray[np.int64] = keys & _TOKEN_MASK
+        self._child_nodes: npt.NDArray[np.int64] = targets
+        self._child_start: npt.NDArray[np.int64] = np.searchsorted(parents, np.arange(len(self.depth) + 1))
+        self.fail = self._fail_links(trie.children)
         self.backoff = np.where(self.is_end, 0.0, self.node_score[self.fail] - self.node_score)
         self.backoff[ROOT] = 0.0
-        starts = np.zeros(count + 1, dtype=np.int64)
-        for index, node in enumerate(nodes):
-            starts[index + 1] = starts[index] + len(node.children)
-        self._child_start = starts
-        self._child_tokens = np.empty(int(starts[-1]), dtype=np.int64)
-        self._child_nodes = np.empty(int(starts[-1]), dtype=np.int64)
-        for index, node in enumerate(nodes):
-            ordered = sorted(node.children.items())
-            lo = int(starts[index])
-            self._child_tokens[lo : lo + len(ordered)] = [t for t, _ in ordered]
-            self._child_nodes[lo : lo + len(ordered)] = [c for _, c in ordered]
         self._arcs: dict[int, StateArcs] = {}
 
     def __len__(self) -> int:
@@ -140,37 +163,18 @@ class PhraseTree:
             backoff + self.options.unk_score,
         )
 
-    def _add(self, nodes: list[_Node], tokens: Sequence[int], context_score: float) -> None:
-        current = ROOT
-        for depth, token in enumerate(tokens):
-            child = nodes[current].children.get(token)
-            last = depth == len(tokens) - 1
-            if child is None:
-                score = context_score
-                if depth > 0:
-                    score = context_score * self.options.depth_scaling + math.log(depth + 1)
-                child = len(nodes)
-                nodes.append(_Node(score, nodes[current].node_score + score, depth + 1, last))
-                nodes[current].children[token] = child
-            else:
-                node = nodes[child]
-                node.token_score = max(context_score, node.token_score)
-                node.node_score = nodes[current].node_score + node.token_score
-                node.is_end = node.is_end or last
-            current = child
-
-    @staticmethod
-    def _fail_links(nodes: list[_Node]) -> list[int]:
-        fail = [ROOT] * len(nodes)
-        queue: deque[int] = deque(nodes[ROOT].children.values())
-        while queue:
-            current = queue.popleft()
-            for token, child in nodes[current].children.items():
-                target = fail[current]
-                while token not in nodes[target].children and target != ROOT:
-                    target = fail[target]
-                fail[child] = nodes[target].children.get(token, ROOT)
-                queue.append(child)
+    def _fail_links(self, children: dict[int, int]) -> npt.NDArray[np.int64]:
+        """Aho-Corasick fail links, by increasing depth: the longest proper suffix that is also a prefix."""
+        fail = np.zeros(len(self.depth), dtype=np.int64)
+        for node in np.argsort(self.depth, kind="stable").tolist():
+            tokens, kids = self.children(node)
+            for token, child in zip(tokens.tolist(), kids.tolist(), strict=True):
+                if node == ROOT:
+                    continue  # a phrase's first node fails to the root
+                target = int(fail[node])
+                while (target << _TOKEN_BITS | token) not in children and target != ROOT:
+                    target = int(fail[target])
+                fail[child] = children.get(target << _TOKEN_BITS | token, ROOT)
         return fail
 
 
