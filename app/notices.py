@@ -257,6 +257,8 @@ def from_engine_error(kind: str, message: str, *, model: str | None = None, plat
     if kind == "overload":
         advice = "Close other busy programs, or choose the int8 model or a faster device in Settings ▸ Model."
         return _notice("other", _with_advice(message, advice), key="overload")
+    if kind == "vocabulary":
+        return _notice("other", _with_advice(message, "Check the entries in Settings ▸ Vocabulary."), key="vocabulary")
     return _other(message)
 
 

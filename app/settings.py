@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from app import settings_rules as rules
 from app.files import aside_name
 from app.settings_rules import Geometry
+from app.vocabulary_settings import VocabularySettings
 from stt import paths
 from stt.catalog import DEFAULT_MODEL
 from stt.quantization import QUANTIZATION_CHOICES, QuantizationChoice, WeightsChoice, choose_weights, held_variants
@@ -123,6 +124,8 @@ class Settings:
     """Recent recordings kept for re-transcription; 0 keeps none."""
     start_at_login: bool = False
     """Start Perch when the person logs in."""
+    vocabulary: VocabularySettings = field(default_factory=VocabularySettings)
+    """Words and phrases to boost, and replacements."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form."""
@@ -130,6 +133,11 @@ class Settings:
         geometry = data["caption"]["geometry"]
         if geometry is not None:
             data["caption"]["geometry"] = list(geometry)
+        vocabulary = data["vocabulary"]
+        vocabulary["phrases"], vocabulary["replacements"] = (
+            list(vocabulary["phrases"]),
+            list(vocabulary["replacements"]),
+        )
         return data
 
     @classmethod
@@ -139,7 +147,9 @@ class Settings:
         if not isinstance(data, Mapping):
             problems.append(f"The settings are not a JSON object ({rules.show(data)}); using the defaults.")
             return cls(), problems
-        unknown = [str(key) for key in data if key not in _RULES and key not in ("schema_version", "caption")]
+        unknown = [
+            str(key) for key in data if key not in _RULES and key not in ("schema_version", "caption", "vocabulary")
+        ]
         if unknown:
             log.debug("ignoring unknown settings: %s", ", ".join(unknown))
         values = rules.read_group(cls, _RULES, data, "", problems)
@@ -154,6 +164,7 @@ class Settings:
                 f'Setting "caption" has the value {rules.show(caption)}, which is not an object; using the defaults.'
             )
             values["caption"] = CaptionSettings()
+        values["vocabulary"] = VocabularySettings.from_dict(data.get("vocabulary"), problems)
         return cls(**values), problems
 
 
@@ -360,7 +371,12 @@ def worker_options(settings: Settings) -> WorkerOptions:
     """Live-text preset (`off` when disabled) and final pass for `stt.worker.EngineWorker`."""
     from stt.worker import WorkerOptions
 
-    return WorkerOptions(partials=settings.partials_preset if settings.partials else "off", final=settings.final_pass)
+    return WorkerOptions(
+        partials=settings.partials_preset if settings.partials else "off",
+        final=settings.final_pass,
+        vocabulary=tuple(settings.vocabulary.boost_phrases()),
+        boost_strength=settings.vocabulary.strength,
+    )
 
 
 def runtime_options(settings: Settings) -> RuntimeOptions:

@@ -36,7 +36,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("model", "quantization", "device"),
     "microphone": ("microphone",),
     "dictation": ("mode", "preroll", "vad_threshold"),
-    "worker": ("partials", "partials_preset", "final_pass"),
+    "worker": ("partials", "partials_preset", "final_pass", "vocabulary"),
     "hotkeys": ("ptt_hotkey", "toggle_hotkey"),
     "typing": ("typing_strategy", "type_into_any_focus", "smart_spacing"),
     "caption": ("caption",),

@@ -86,7 +86,7 @@ class Error:
     audio: Path | None = None
 
 
-ERROR_KINDS = ("model", "microphone", "device-lost", "transcription", "overload")
+ERROR_KINDS = ("model", "microphone", "device-lost", "transcription", "overload", "vocabulary")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from stt.boost.phrases import DEFAULT_STRENGTH, Phrase, compile_vocabulary
 from stt.engine import SAMPLE_RATE, Recognizer
 from stt.errors import ModelError
 from stt.events import Error, EventSink, Final, Idle, Partial, SegmentText, UtteranceTimings
@@ -46,6 +47,9 @@ class WorkerOptions:
     partials: PartialsChoice = "auto"
     final: FinalChoice = "full"
     realtime_budget: float = 0.5
+    vocabulary: tuple[Phrase, ...] = ()
+    """Phrases to boost (NeMo's phrase boosting); a change applies once no utterance is in progress."""
+    boost_strength: float = DEFAULT_STRENGTH
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class EngineWorker:
         self._working = False
         self._partial_run: ort.RunOptions | None = None
         self._file_run: ort.RunOptions | None = None
+        self._vocabulary_waits = False
+        """A vocabulary change arrived during an utterance: it applies once that is done."""
         self._files: deque[FileJob] = deque()
         self._utterances: dict[int, _Utterance] = {}
         self._stream: StreamingDecoder | None = None
@@ -271,6 +277,7 @@ class EngineWorker:
         try:
             self.recognizer = self._load()
             self._choose_preset(self.recognizer)
+            self._boost_vocabulary(self.recognizer)
         except Exception as exc:
             self.load_error = str(exc) or type(exc).__name__
             log.error("the model could not be loaded: %s", self.load_error)
@@ -350,6 +357,11 @@ class EngineWorker:
             old, self.options = self.options, job.options
             if self.recognizer is not None and old.partials != job.options.partials:
                 self._choose_preset(self.recognizer)
+            changed = (old.vocabulary, old.boost_strength) != (job.options.vocabulary, job.options.boost_strength)
+            if changed or self._vocabulary_waits:
+                self._vocabulary_waits = bool(self._utterances)
+                if not self._vocabulary_waits and self.recognizer is not None:
+                    self._boost_vocabulary(self.recognizer)
         else:
             self._utterances.pop(job.utterance, None)
             if self._stream_key is not None and self._stream_key[0] == job.utterance:
@@ -486,7 +498,29 @@ class EngineWorker:
 
     def _idle_if_done(self) -> None:
         if not self._utterances:
+            if self._vocabulary_waits and self.recognizer is not None:
+                self._vocabulary_waits = False
+                self._boost_vocabulary(self.recognizer)
             self._emit(Idle())
+
+    def _boost_vocabulary(self, recognizer: Recognizer) -> None:
+        """Compile the options' vocabulary for the loaded model and boost it from the next utterance on."""
+        phrases = self.options.vocabulary
+        if not phrases:
+            recognizer.boost = None
+            return
+        try:
+            compiled = compile_vocabulary(phrases, recognizer.phrase_tokenizer().encode, self.options.boost_strength)
+        except Exception as exc:  # the vocabulary must never stop dictation
+            log.error("the vocabulary could not be used: %s", exc)
+            recognizer.boost = None
+            self._emit(Error("vocabulary", f"the vocabulary could not be used ({exc}); dictation goes on without it"))
+            return
+        recognizer.boost = compiled.boost
+        log.info("boosting %d phrases at strength %g", compiled.phrases, compiled.strength)
+        if compiled.warnings:
+            shown = "; ".join(compiled.warnings[:3]) + (" …" if len(compiled.warnings) > 3 else "")
+            self._emit(Error("vocabulary", f"{len(compiled.warnings)} vocabulary entries were left out: {shown}"))
 
     def _choose_preset(self, recognizer: Recognizer) -> None:
         choice = self.options.partials

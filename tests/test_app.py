@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -16,11 +17,13 @@ from pytestqt.qtbot import QtBot
 from app import coordinator as co
 from app import ipc
 from app.gui.caption_parts import STATE_COLOR, WARNING_COLOR
-from app.gui.controller import AppOptions, Controller
+from app.gui.controller import AppOptions, Controller, replaced_partial
 from app.history import History
 from app.injection import X11Clipboard, text_formats
 from app.launch import LaunchSettings
 from app.settings import SettingsStore, dictation_options
+from app.vocabulary_settings import ReplacementEntry, VocabularyEntry, VocabularySettings
+from stt.boost.replacements import Replacement
 from stt.dictation import DictationOptions
 from stt.engine import Recognizer
 from stt.errors import MicrophoneError
@@ -552,3 +555,56 @@ def test_caption_shows_a_transcription_that_failed(qtbot: QtBot, speak: Speak) -
     finally:
         loading.set()
         app.close()
+
+
+def test_replacements_apply_to_the_caption_the_typed_text_and_the_history(
+    controller: tuple[Controller, HandSource], qtbot: QtBot, speak: Speak
+) -> None:
+    app, source = controller
+    app.options.replacements = [Replacement("seven three", "73"), Replacement("go", "Best,\nAda")]
+    press(app, qtbot)
+    source.push(np.concatenate([speak("seven three five go"), silence(0.3)]))
+    release(app)
+    source.push(silence(0.2))
+    qtbot.waitUntil(lambda: bool(app.typed), timeout=20000)
+    assert app.typed == [(1, "73 five Best,\nAda")]
+    assert QApplication.clipboard().text() == "73 five Best,\nAda"
+    assert "73 five" in app.caption.text_label.text()
+    history = app.options.history
+    assert history is not None
+    qtbot.waitUntil(lambda: bool(history.recent()), timeout=5000)
+    assert history.recent()[0].text == "73 five Best,\nAda"
+
+
+def test_replaced_partials_keep_their_settled_part() -> None:
+    rules = [Replacement("perch dot app", "perch.app")]
+    assert replaced_partial("go to perch dot app now", 19, rules) == ("go to perch.app now", 15)
+    assert replaced_partial("go to perch dot", 5, rules) == ("go to perch dot", 5)
+    assert replaced_partial("text", 4, []) == ("text", 4)
+
+
+def test_the_vocabulary_setting_reaches_the_engine(qtbot: QtBot, words_model: Path, tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    launch = LaunchSettings(store)
+    app = Controller(
+        _plain_options(
+            lambda: Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu")),
+            "words-tdt",
+            settings=launch,
+        )
+    )
+    app.start()
+    try:
+        qtbot.waitUntil(lambda: app.state.phase is co.Phase.IDLE, timeout=20000)
+        assert app.worker.recognizer is not None and app.worker.recognizer.boost is None
+        vocabulary = VocabularySettings((VocabularyEntry("seven three"),), 5.0, (ReplacementEntry("go", "GO"),))
+        store.save(dataclasses.replace(store.current, vocabulary=vocabulary))
+        recognizer = app.worker.recognizer
+        qtbot.waitUntil(lambda: recognizer.boost is not None, timeout=5000)
+        assert recognizer.boost is not None and recognizer.boost.alpha == 5.0 and recognizer.boost.tree.phrases == 1
+        assert app.options.replacements == [Replacement("go", "GO")]
+        store.save(dataclasses.replace(store.current, vocabulary=VocabularySettings()))
+        qtbot.waitUntil(lambda: recognizer.boost is None, timeout=5000)
+    finally:
+        app.close()
+        launch.close()

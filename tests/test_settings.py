@@ -27,6 +27,8 @@ from app.settings import (
     runtime_options,
     worker_options,
 )
+from app.vocabulary_settings import ReplacementEntry, VocabularyEntry, VocabularySettings
+from stt.boost.phrases import DEFAULT_STRENGTH
 from stt.catalog import DEFAULT_MODEL
 from stt.dictation import MODES, DictationOptions
 from stt.modelfiles import QUANTIZATIONS, Quantization
@@ -108,7 +110,7 @@ def test_choices_match_the_engine() -> None:
 
 
 def test_every_field_has_a_rule() -> None:
-    names = {f.name for f in dataclasses.fields(Settings)} - {"schema_version", "caption"}
+    names = {f.name for f in dataclasses.fields(Settings)} - {"schema_version", "caption", "vocabulary"}
     assert set(settings_module._RULES) == names
     assert set(settings_module._CAPTION_RULES) == {f.name for f in dataclasses.fields(CaptionSettings)}
 
@@ -534,3 +536,25 @@ def test_runtime_options() -> None:
 def test_resolved_weights(quantization: QuantizationChoice, device: Device, cuda: bool, expected: Quantization) -> None:
     settings = dataclasses.replace(Settings(), quantization=quantization, device=device)
     assert resolved_weights(settings, cuda_available=cuda).quantization == expected
+
+
+def test_vocabulary_round_trip_and_bad_entries() -> None:
+    vocabulary = VocabularySettings(
+        (VocabularyEntry("Okonkwo", stronger=True), VocabularyEntry("Kubernetes")),
+        4.5,
+        (ReplacementEntry("perch dot app", "perch.app"), ReplacementEntry("sign off", "Best,\nAda", True)),
+    )
+    settings = dataclasses.replace(Settings(), vocabulary=vocabulary)
+    data = json.loads(json.dumps(settings.to_dict()))
+    assert Settings.from_dict(data) == (settings, [])
+    data["vocabulary"] = {
+        "phrases": [{"text": "  Ada   Lovelace "}, {"text": ""}, "Babbage", {"text": "x", "stronger": "yes"}],
+        "strength": 99,
+        "replacements": [{"spoken": "a", "written": 3}, {"spoken": "b", "written": "B"}],
+    }
+    loaded, problems = Settings.from_dict(data)
+    assert loaded.vocabulary == VocabularySettings(
+        (VocabularyEntry("Ada Lovelace"),), DEFAULT_STRENGTH, (ReplacementEntry("b", "B"),)
+    )
+    assert len(problems) == 5 and all("vocabulary" in p for p in problems)
+    assert Settings.from_dict({"vocabulary": "lots"})[0].vocabulary == VocabularySettings()

@@ -67,7 +67,7 @@ def stored_value(store: SettingsStore, path: str) -> Any:
 
 # Every setting, one control each.
 
-EDITABLE = {f.name for f in fields(Settings)} - {"schema_version", "caption"} | {
+EDITABLE = {f.name for f in fields(Settings)} - {"schema_version", "caption", "vocabulary"} | {
     f"caption.{f.name}" for f in fields(CaptionSettings) if f.name != "geometry"
 }
 

@@ -74,7 +74,7 @@ def test_a_missing_file_and_a_strength_alone(words_model: Path, clip: Path, tmp_
     code, _, err = transcribe(words_model, clip, "--vocabulary", str(tmp_path / "none.txt"))
     assert code == 1 and "not found" in err and err.count("\n") == 1
     code, _, err = transcribe(words_model, clip, "--boost-strength", "2")
-    assert code == 1 and "needs --vocabulary" in err
+    assert code == 1 and "needs phrases" in err
 
 
 def test_a_phrase_the_model_cannot_spell_is_a_warning_naming_its_line(

@@ -53,16 +53,27 @@ def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
 
 
 def read_vocabulary(args: argparse.Namespace) -> tuple[list[Phrase], float] | None:
-    """`--vocabulary` and `--boost-strength` checked before the model loads (raises VocabularyError)."""
+    """`--vocabulary` and `--boost-strength`, checked before the model loads (raises VocabularyError); without
+    `--vocabulary`, the phrases of Settings ▸ Vocabulary, if any."""
     from stt.boost.phrases import DEFAULT_STRENGTH, VocabularyError, parse_strength, read_phrase_file
 
     path: Path | None = getattr(args, "vocabulary", None)
     strength = getattr(args, "boost_strength", None)
-    if path is None:
-        if strength is not None:
-            raise VocabularyError("--boost-strength needs --vocabulary FILE: the phrases to boost")
-        return None
-    return read_phrase_file(path), parse_strength(DEFAULT_STRENGTH if strength is None else strength)
+    if path is not None:
+        phrases = read_phrase_file(path)
+    else:
+        from app.settings import SettingsStore
+
+        vocabulary = SettingsStore().current.vocabulary
+        phrases = vocabulary.boost_phrases()
+        if not phrases:
+            if strength is not None:
+                raise VocabularyError(
+                    "--boost-strength needs phrases: give --vocabulary FILE, or add them in Settings ▸ Vocabulary"
+                )
+            return None
+        strength = vocabulary.strength if strength is None else strength
+    return phrases, parse_strength(DEFAULT_STRENGTH if strength is None else strength)
 
 
 def apply_vocabulary(recognizer: Recognizer, chosen: tuple[list[Phrase], float] | None) -> dict[str, float] | None:

@@ -35,6 +35,7 @@ from app.ipc import CommandServer
 from app.launch import LaunchSettings
 from app.settings import CaptionSettings, TypingStrategy
 from app.sounds import SoundCues
+from stt.boost.replacements import Replacement, apply_replacements
 from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
 from stt.errors import PerchError
@@ -80,6 +81,17 @@ class AppOptions:
     history_keep_days: int = 0
     weights: WeightsChoice | None = None
     """The weights the loaded model uses and why (set by `load`)."""
+    replacements: list[Replacement] = field(default_factory=list)
+    """Spoken forms written otherwise, applied to each final before it is shown and typed."""
+
+
+def replaced_partial(text: str, stable: int, rules: list[Replacement]) -> tuple[str, int]:
+    """Live text with the replacements applied, and how much of it is settled."""
+    if not rules:
+        return text, stable
+    shown = apply_replacements(text, [], rules).text
+    settled = apply_replacements(text[:stable], [], rules).text
+    return shown, len(settled) if shown.startswith(settled) else 0
 
 
 class Controller(QObject):
@@ -307,7 +319,7 @@ class Controller(QObject):
                 self.caption.set_level(event.db)
         elif isinstance(event, Partial):
             if self._caption_on and event.utterance not in self.state.dropped:  # not a cancelled utterance's
-                self.caption.show_partial(event.text, event.stable_chars)
+                self.caption.show_partial(*replaced_partial(event.text, event.stable_chars, self.options.replacements))
                 log.debug("caption shows partial %r", event.text)
         elif isinstance(event, Listening):
             if self.dictation.options.mode == "handsfree":
@@ -315,6 +327,8 @@ class Controller(QObject):
             self._targets[event.utterance] = self._started_in
             self.feed(co.Started(event.utterance))
         elif isinstance(event, Final):
+            if self.options.replacements and event.text:
+                event = replace(event, text=apply_replacements(event.text, event.words, self.options.replacements).text)
             self._remember(event)
             if self._caption_on and event.text and event.utterance not in self.state.dropped:
                 self.caption.show_final(event.text)
@@ -324,7 +338,7 @@ class Controller(QObject):
             if self._caption_on and self.state.phase in (co.Phase.IDLE, co.Phase.ERROR, co.Phase.LOADING):
                 self.caption.idle()  # nothing left to type: the caption can go
         elif isinstance(event, Error):
-            if self._caption_on:
+            if self._caption_on and event.kind != "vocabulary":
                 self.caption.show_state(event.message, error=True)
             if event.kind == "model":
                 self.feed(co.ModelFailed(event.message))

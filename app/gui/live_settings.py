@@ -134,6 +134,7 @@ class LiveSettings(QObject):
             threading.Thread(target=self.set_autostart, args=(new.start_at_login,), daemon=True).start()
         if change.worker:
             options.worker = worker_options(new)
+            options.replacements = new.vocabulary.replacement_rules()
             self.app.worker.set_options(options.worker)
         if change.dictation:
             options.dictation = dictation_options(new)

@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         ptt_hotkey=settings.ptt_hotkey,
         toggle_hotkey=settings.toggle_hotkey,
         sound_cues=settings.sound_cues,
+        replacements=settings.vocabulary.replacement_rules(),
         save_caption_geometry=lambda geometry: _save_geometry(store, geometry),
         problems=[*store.problems],
         settings=launch,
