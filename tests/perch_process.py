@@ -105,8 +105,8 @@ def perch_app_fixture(
     """Starts `perch` with the words model, the private microphone and the given settings on top."""
     started: list[App] = []
 
-    def start(extra_env: dict[str, str] | None = None, **settings: object) -> App:
-        home = tmp_path / "home"
+    def start(extra_env: dict[str, str] | None = None, home: Path | None = None, **settings: object) -> App:
+        home = home or tmp_path / "home"
         env = private_home(home, qt_xcb, words_model, **settings)
         started.append(App(home, {**env, **(extra_env or {})}))
         return started[-1]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QApplication, QMenu
+from PySide6.QtWidgets import QApplication, QInputDialog, QMenu
 from pytestqt.qtbot import QtBot
 
 from app import coordinator as co
@@ -303,6 +303,35 @@ def test_tray_menu_changes_settings(
     mic_menu = next(a.menu() for a in app.tray.menu.actions() if a.text() == "Microphone")
     assert isinstance(mic_menu, QMenu)
     assert mic_menu.actions()[0].text() == "System default" and mic_menu.actions()[0].isChecked()
+
+
+def test_caption_and_tray_lead_to_the_vocabulary(
+    configured: tuple[Controller, LaunchSettings, list[HandSource], list[str]], qtbot: QtBot
+) -> None:
+    app, launch, _sources, _loads = configured
+    app.caption.show_final("seven   three")
+    app.caption.add_to_vocabulary.emit(app.caption.text())  # the caption menu's "Add to vocabulary…"
+    asked = app.windows.vocabulary_input
+    assert isinstance(asked, QInputDialog) and asked.isVisible() and asked.textValue() == "seven three"
+    asked.setTextValue("seven three")
+    asked.accept()
+    assert launch.current().vocabulary.phrases == (VocabularyEntry("seven three"),)
+    recognizer = app.worker.recognizer
+    assert recognizer is not None
+    qtbot.waitUntil(lambda: recognizer.boost is not None and recognizer.boost.tree.phrases == 1, timeout=5000)
+
+    app.caption.add_to_vocabulary.emit("seven three")
+    again = app.windows.vocabulary_input
+    assert isinstance(again, QInputDialog) and again is not asked
+    again.accept()
+    assert launch.current().vocabulary.phrases == (VocabularyEntry("seven three"),)  # not twice
+
+    app.tray.menu.aboutToShow.emit()
+    item = next(a for a in app.tray.menu.actions() if a.text() == "Vocabulary…")
+    item.trigger()
+    dialog = app.windows.settings
+    assert dialog.isVisible() and dialog.current_page() is dialog.vocabulary_page
+    assert dialog.vocabulary_page.count.text() == "1 phrase" and dialog.vocabulary_page.try_button.isEnabled()
 
 
 def test_first_run_waits_for_the_download_dialog(qtbot: QtBot, words_model: Path, tmp_path: Path) -> None:

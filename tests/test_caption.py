@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QGuiApplication, QTextDocument
+from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QTextDocument
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMenu
 from pytestqt.qtbot import QtBot
 
 from app.coordinator import Ending, Phase
@@ -306,6 +307,25 @@ def test_state_line_and_errors(caption: CaptionWindow) -> None:
     caption.show_state(long_error, error=True)
     assert caption.state_label.text().endswith("…")
     assert caption.state_label.toolTip() == long_error.strip()
+
+
+def test_menu_offers_to_add_the_caption_text_to_the_vocabulary(caption: CaptionWindow, qtbot: QtBot) -> None:
+    caption.show_final("Ask Ada Lovelace.")
+    caption.idle()
+
+    def choose() -> None:
+        centre = caption.rect().center()
+        event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, centre, caption.mapToGlobal(centre))
+        QApplication.sendEvent(caption, event)
+        menus = [m for m in caption.findChildren(QMenu) if m.isVisible()]
+        assert len(menus) == 1 and [a.text() for a in menus[0].actions()] == ["Add to vocabulary…"]
+        menus[0].actions()[0].trigger()
+        menus[0].close()
+
+    with qtbot.waitSignal(caption.add_to_vocabulary) as wanted:
+        choose()
+    assert wanted.args == ["Ask Ada Lovelace."]
+    assert caption.text() == "Ask Ada Lovelace."  # still the last text after the utterance ended
 
 
 def test_latency_label(caption: CaptionWindow) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Qt, QUrl, Slot
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QTextCursor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMenu, QMessageBox
 from pytestqt.qtbot import QtBot
@@ -21,6 +21,10 @@ from app.gui import history_format as fmt
 from app.gui.history_model import Column
 from app.gui.history_window import PAGE_SIZE, SEARCH_DELAY_MS, HistoryWindow
 from app.history import History, HistoryEntry
+from app.launch import LaunchSettings
+from app.settings import SettingsStore
+from app.vocabulary_add import add_to_vocabulary
+from app.vocabulary_settings import VocabularyEntry
 from stt.audio import load_audio, write_wav
 from stt.engine import Recognizer
 from stt.modelfiles import ModelFiles
@@ -174,6 +178,59 @@ def test_detail_pane_shows_the_whole_text(
     meta = window.detail.meta.text()
     assert "3.2 s of speech" in meta and "typed 180 ms after you stopped" in meta and "words-tdt on CPU" in meta
     assert window.detail.banner.isHidden()
+
+
+def test_a_selection_in_the_text_is_added_to_the_vocabulary(qtbot: QtBot, history: History, tmp_path: Path) -> None:
+    launch = LaunchSettings(SettingsStore(tmp_path / "settings.json"))
+    add(history, "Ask Ada\nLovelace about the Kubernetes cluster.", 0.1)
+    window = HistoryWindow(
+        history,
+        type_text=Typed(),
+        retranscribe=no_model,
+        add_to_vocabulary=lambda text: add_to_vocabulary(launch, text),
+    )
+    qtbot.addWidget(window)
+    window.show()
+    settle(qtbot, window)
+    click_row(qtbot, window, 0)
+    text = window.detail.text
+    assert window.detail.add_to_vocabulary.isVisible() and not window.detail.add_to_vocabulary.isEnabled()
+
+    def select(start: str, end: str) -> None:
+        cursor = text.textCursor()
+        plain = text.toPlainText()
+        cursor.setPosition(plain.index(start))
+        cursor.setPosition(plain.index(end) + len(end), QTextCursor.MoveMode.KeepAnchor)
+        text.setTextCursor(cursor)
+
+    def open_menu() -> tuple[QMenu, QAction]:
+        text.customContextMenuRequested.emit(text.cursorRect().center())
+        menus = [m for m in text.findChildren(QMenu) if m.isVisible()]
+        assert len(menus) == 1
+        found = [a for a in menus[0].actions() if a.text() == "Add to vocabulary"]
+        assert len(found) == 1 and "Copy" in " ".join(a.text() for a in menus[0].actions())
+        return menus[0], found[0]
+
+    menu, action = open_menu()
+    assert not action.isEnabled()  # nothing selected
+    menu.close()
+    select("Ada", "Lovelace")
+    menu, action = open_menu()
+    assert action.isEnabled()
+    action.trigger()
+    menu.close()
+    assert launch.current().vocabulary.phrases == (VocabularyEntry("Ada Lovelace"),)
+    assert SettingsStore(launch.store.path).load().vocabulary.phrases == (VocabularyEntry("Ada Lovelace"),)
+    assert window.notice.text() == "Added “Ada Lovelace” to the vocabulary; it applies from the next dictation."
+
+    QTest.mouseClick(window.detail.add_to_vocabulary, Qt.MouseButton.LeftButton)
+    assert window.notice.text() == "“Ada Lovelace” is already in the vocabulary."
+    select("Kubernetes", "Kubernetes")
+    assert window.detail.add_to_vocabulary.isEnabled()
+    QTest.mouseClick(window.detail.add_to_vocabulary, Qt.MouseButton.LeftButton)
+    assert [e.text for e in launch.current().vocabulary.phrases] == ["Ada Lovelace", "Kubernetes"]
+    window.shutdown()
+    launch.close()
 
 
 def test_search_is_debounced_and_ignores_case_and_accents(

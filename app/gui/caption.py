@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QPoint, QPropertyAnimation, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
+    QContextMenuEvent,
     QFont,
     QFontMetrics,
     QGuiApplication,
@@ -18,7 +19,7 @@ from PySide6.QtGui import (
     QPen,
     QResizeEvent,
 )
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizeGrip, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QSizeGrip, QSizePolicy, QVBoxLayout, QWidget
 
 from app.gui.caption_parts import (
     BACKGROUND,
@@ -51,6 +52,8 @@ class CaptionWindow(QWidget):
 
     geometry_changed = Signal(tuple)
     """(x, y, width, height) after the person moved or resized the caption; debounced."""
+    add_to_vocabulary = Signal(str)
+    """The person chose "Add to vocabulary…" in the caption's menu; the text it shows (or showed last)."""
 
     def __init__(
         self,
@@ -192,6 +195,10 @@ class CaptionWindow(QWidget):
                 self._dimmed = True
         self._render_text()
         self._render_state()
+
+    def text(self) -> str:
+        """The text on show, or the last one shown."""
+        return self._text
 
     # Showing and hiding.
 
@@ -366,6 +373,16 @@ class CaptionWindow(QWidget):
             event.accept()
             return
         super().mouseMoveEvent(event)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 - Qt's name
+        """A menu with "Add to vocabulary…", for a word the caption shows wrong."""
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        add = menu.addAction("Add to vocabulary…")
+        add.setToolTip("Add a word or phrase that Perch should listen for; the caption's text is filled in")
+        add.triggered.connect(lambda: self.add_to_vocabulary.emit(self._text))
+        menu.popup(event.globalPos())
+        event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         """Stop dragging."""

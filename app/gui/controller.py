@@ -138,6 +138,7 @@ class Controller(QObject):
         self.sounds = SoundCues(enabled=options.sound_cues)
         self.files = FileJobs(lambda: self.worker, lambda: self.options.history, lambda: self.options.model_label)
         self.windows = Windows(self)
+        self.caption.add_to_vocabulary.connect(self.windows.ask_to_add_to_vocabulary)
         self.microphones = MicrophoneList()
         self.probe = StallProbe.from_env()
         self.typed: list[tuple[int, str]] = []

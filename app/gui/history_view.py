@@ -106,12 +106,21 @@ class EntryDetail(QWidget):
         self.previous.setTextFormat(Qt.TextFormat.PlainText)
         self.previous.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.previous.setEnabled(False)  # dimmed: it is no longer the text
+        self.add_to_vocabulary = QPushButton("Add to vocabulary")
+        self.add_to_vocabulary.setToolTip("Add the selected words to Settings ▸ Vocabulary: Perch listens for them")
+        self.add_to_vocabulary.setEnabled(False)
+        self.add_to_vocabulary.hide()  # shown by a window that can add to the vocabulary
+        self.text.copyAvailable.connect(self.add_to_vocabulary.setEnabled)
+        self.text.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        footer = QHBoxLayout()
+        footer.addWidget(self.previous, 1)
+        footer.addWidget(self.add_to_vocabulary, 0, Qt.AlignmentFlag.AlignRight)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.meta)
         layout.addWidget(self.banner)
         layout.addWidget(self.text, 1)
-        layout.addWidget(self.previous)
+        layout.addLayout(footer)
         self.show_none()
 
     def show_none(self) -> None:
@@ -132,6 +141,10 @@ class EntryDetail(QWidget):
             before = fmt.one_line(entry.previous_text) or "(no text)"
             self.previous.setText(f"Before re-transcription: {before}")
             self.previous.setVisible(True)
+
+    def selected_text(self) -> str:
+        """The text selected in the text view ("" for none)."""
+        return self.text.textCursor().selectedText()
 
     def _fill(self, meta: str, text: str, problem: str | None, *, can_retranscribe: bool) -> None:
         self.meta.setText(meta)

@@ -41,6 +41,7 @@ from app.gui.history_view import EntryDetail, HistoryTable, action_button, ask_t
 from app.gui.icons import state_icon
 from app.gui.transcribe_window import dropped_files
 from app.history import History, HistoryEntry
+from app.vocabulary_add import Addition
 
 PAGE_SIZE = 100
 SEARCH_DELAY_MS = 200
@@ -63,9 +64,12 @@ class HistoryWindow(QWidget):
         retranscribe: Callable[[Path], str],
         retention: tuple[int, int] = (0, 20),
         transcribe_files: Callable[[list[Path]], None] | None = None,
+        add_to_vocabulary: Callable[[str], Addition] | None = None,
         parent: QWidget | None = None,
     ) -> None:
+        """`add_to_vocabulary` saves a phrase selected in an entry's text (None: the window offers no way to)."""
         super().__init__(parent)
+        self._add_to_vocabulary = add_to_vocabulary
         self.setWindowFlag(Qt.WindowType.Window)
         self._transcribe_files = transcribe_files
         self.setAcceptDrops(transcribe_files is not None)
@@ -109,6 +113,9 @@ class HistoryWindow(QWidget):
         self.table.delete_pressed.connect(self.delete_selected)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.detail.retranscribe.clicked.connect(self.retranscribe_selected)
+        self.detail.add_to_vocabulary.setVisible(add_to_vocabulary is not None)
+        self.detail.add_to_vocabulary.clicked.connect(self.add_selection_to_vocabulary)
+        self.detail.text.customContextMenuRequested.connect(self._text_menu)
         QShortcut(QKeySequence.StandardKey.Find, self, self.search.setFocus)
 
         self._show_retention(*retention)
@@ -368,7 +375,27 @@ class HistoryWindow(QWidget):
             menu.addAction(act)
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
+    def _text_menu(self, pos: QPoint) -> None:
+        """The text view's own menu (Copy, Select All), with "Add to vocabulary" for a selection."""
+        text = self.detail.text
+        menu = text.createStandardContextMenu(pos)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        if self._add_to_vocabulary is not None:
+            menu.addSeparator()
+            add = menu.addAction("Add to vocabulary")
+            add.setToolTip(self.detail.add_to_vocabulary.toolTip())
+            add.setEnabled(bool(self.detail.selected_text().strip()))
+            add.triggered.connect(self.add_selection_to_vocabulary)
+        menu.popup(text.viewport().mapToGlobal(pos))
+
     # -- actions -----------------------------------------------------------------------------------
+
+    def add_selection_to_vocabulary(self) -> None:
+        """Save the words selected in the entry's text as a vocabulary phrase, and say how it went."""
+        if self._add_to_vocabulary is None:
+            return
+        added = self._add_to_vocabulary(self.detail.selected_text())
+        self._notify(added.message, error=added.failed)
 
     def copy_selected(self) -> None:
         """Put the selected texts on the clipboard, one per line, in the order shown."""

@@ -31,12 +31,21 @@ from app.gui.settings_pages import (
     startup_page,
     typing_page,
 )
+from app.gui.trial_window import TrialSources
+from app.gui.vocabulary_page import VocabularyPage
 from app.settings import CaptionSettings, Settings, SettingsStore
 
 DEBOUNCE_MS = 300
 """Sliders, spin boxes and typed text are saved once they have been still this long."""
 
-PAGE_ALIASES = {"start-at-login": "startup", "live": "live-text", "text": "live-text", "microphone": "dictation"}
+PAGE_ALIASES = {
+    "start-at-login": "startup",
+    "live": "live-text",
+    "text": "live-text",
+    "microphone": "dictation",
+    "phrases": "vocabulary",
+    "replacements": "vocabulary",
+}
 
 
 class SettingsDialog(QDialog):
@@ -48,7 +57,8 @@ class SettingsDialog(QDialog):
     """A hotkey field started (True) or stopped recording keys; global hotkeys may be paused meanwhile."""
     _store_changed = Signal()
 
-    def __init__(self, store: SettingsStore, parent: QWidget | None = None) -> None:
+    def __init__(self, store: SettingsStore, trial: TrialSources | None = None, parent: QWidget | None = None) -> None:
+        """`trial`: where the Vocabulary page's Try it finds the engine and the recordings (none: it is off)."""
         super().__init__(parent)
         self.setWindowTitle("Perch settings")
         self.store = store
@@ -56,12 +66,14 @@ class SettingsDialog(QDialog):
         self.device_page = DevicePage()
         self.dictation_page = DictationPage()
         self.startup_page = startup_page()
+        self.vocabulary_page = VocabularyPage(trial)
         self.pages: list[Page] = [
             self.model_page,
             self.device_page,
             self.dictation_page,
             live_text_page(),
             typing_page(),
+            self.vocabulary_page,
             caption_page(),
             history_page(),
             self.startup_page,
@@ -221,7 +233,7 @@ class SettingsDialog(QDialog):
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Reset settings",
-            "Put every setting back to its default? Your history and downloaded models stay as they are.",
+            "Put every setting back to its default? Your vocabulary, history and downloaded models stay as they are.",
             QMessageBox.StandardButton.Reset | QMessageBox.StandardButton.Cancel,
             self,
         )
@@ -237,11 +249,12 @@ class SettingsDialog(QDialog):
         box.deleteLater()
 
     def reset_to_defaults(self) -> None:
-        """Save the defaults at once (the caption keeps its place on screen)."""
+        """Save the defaults at once (the caption keeps its place on screen, and the vocabulary stays)."""
         for timer in self._timers.values():
             timer.stop()
         current = self.store.current
-        defaults = replace(Settings(), caption=replace(CaptionSettings(), geometry=current.caption.geometry))
+        caption = replace(CaptionSettings(), geometry=current.caption.geometry)
+        defaults = replace(Settings(), caption=caption, vocabulary=current.vocabulary)
         for page in self.pages:
             page.set_problem("reset", "")
             for binding in page.bindings:
@@ -262,7 +275,7 @@ class SettingsDialog(QDialog):
     # Pages and visibility.
 
     def show_page(self, name: str) -> None:
-        """Open on a page: model, device, dictation, live-text, typing, caption, history or startup."""
+        """Open on a page: model, device, dictation, live-text, typing, vocabulary, caption, history or startup."""
         key = name.strip().lower().replace(" ", "-").replace("_", "-")
         key = PAGE_ALIASES.get(key, key)
         for index, page in enumerate(self.pages):

@@ -98,6 +98,8 @@ def build_menu(menu: QMenu, app: Controller) -> None:
     menu.addSeparator()
     menu.addAction("Transcribe files…").triggered.connect(app.windows.choose_files_to_transcribe)
     menu.addAction("History…").triggered.connect(app.windows.show_history)
+    if settings is not None:
+        menu.addAction("Vocabulary…").triggered.connect(lambda: app.windows.show_settings("vocabulary"))
     menu.addAction("Settings…").triggered.connect(app.windows.show_settings)
     menu.addAction("Check setup…").triggered.connect(app.windows.show_check_setup)
     menu.addSeparator()

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from app.coordinator import Phase
+from app.vocabulary_add import Addition, add_to_vocabulary
+
 if TYPE_CHECKING:
     from app.gui.controller import Controller
     from stt.modelfiles import Quantization
@@ -30,6 +33,8 @@ class Windows(QObject):
         self.check_setup: Any = None
         self.first_run: Any = None
         self.transcribe: Any = None
+        self.vocabulary_input: Any = None
+        """The caption's "Add to vocabulary…" input while it is open."""
         self.history_changed.connect(self._history_changed)
         app.files.stored.connect(lambda _job, _entry: self._history_changed())
 
@@ -41,14 +46,53 @@ class Windows(QObject):
             return
         if self.settings is None:
             from app.gui.settings_dialog import SettingsDialog
+            from app.gui.trial_window import TrialSources
 
-            self.settings = SettingsDialog(launch.store)
+            app = self._app
+            trial = TrialSources(lambda: app.worker, lambda: app.options.history, self._dictating)
+            self.settings = SettingsDialog(launch.store, trial)
             self.settings.download_requested.connect(self.show_first_run)
             # The global grab would swallow the very keys being recorded for a new hotkey.
             self.settings.hotkey_capture_changed.connect(self._app.pause_hotkeys)
         if page is not None:
             self.settings.show_page(page)
         _bring_forward(self.settings)
+
+    def _dictating(self) -> bool:
+        state = self._app.state
+        return state.capturing or state.phase in (Phase.TRANSCRIBING, Phase.TYPING)
+
+    def add_to_vocabulary(self, text: str) -> Addition:
+        """Save `text` as a vocabulary phrase (unless it is listed already); what came of it."""
+        settings = self._app.options.settings
+        if settings is None:
+            return Addition("The vocabulary cannot be changed: Perch runs without a settings file.", failed=True)
+        return add_to_vocabulary(settings, text)
+
+    def ask_to_add_to_vocabulary(self, text: str) -> None:
+        """A small input, prefilled with `text`, for a phrase to add to the vocabulary; a notice says how it went."""
+        from PySide6.QtWidgets import QInputDialog
+
+        if self.vocabulary_input is not None:
+            self.vocabulary_input.close()
+        dialog = QInputDialog()
+        dialog.setWindowTitle("Add to vocabulary")
+        dialog.setLabelText("A word or phrase for Perch to listen for (a name, a term):")
+        dialog.setTextValue(" ".join(text.split()))
+        dialog.setOkButtonText("Add")
+        dialog.textValueSelected.connect(self._add_asked)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.destroyed.connect(lambda *_args: self._forget_input(dialog))
+        self.vocabulary_input = dialog
+        _bring_forward(dialog)
+
+    def _forget_input(self, dialog: object) -> None:
+        if self.vocabulary_input is dialog:
+            self.vocabulary_input = None
+
+    def _add_asked(self, text: str) -> None:
+        added = self.add_to_vocabulary(text)
+        self._app.tray.notify("Perch", added.message, error=added.failed)
 
     def show_history(self) -> None:
         """The history window (a note when history is off)."""
@@ -66,6 +110,7 @@ class Windows(QObject):
                 retranscribe=self._app.retranscribe,
                 retention=(options.history_keep_days, options.keep_recordings),
                 transcribe_files=self.transcribe_files,
+                add_to_vocabulary=self.add_to_vocabulary if options.settings is not None else None,
             )
         else:
             self.history.refresh()
@@ -145,7 +190,8 @@ class Windows(QObject):
 
     def close(self) -> None:
         """Close every window that was opened."""
-        for window in (self.settings, self.history, self.check_setup, self.first_run, self.transcribe):
+        opened = (self.settings, self.history, self.check_setup, self.first_run, self.transcribe)
+        for window in (*opened, self.vocabulary_input):
             if window is not None:
                 window.close()
         if self.history is not None:
