@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from stt.boost.replacements import Replaced
 from stt.results import Transcript, Word
 
 MAX_CUE_CHARS = 84
@@ -21,10 +22,14 @@ def clock(seconds: float) -> str:
 
 
 def to_json(
-    path: Path, transcript: Transcript, quantization: str = "", vocabulary: dict[str, float] | None = None
+    path: Path,
+    transcript: Transcript,
+    quantization: str = "",
+    vocabulary: dict[str, float] | None = None,
+    replaced: Replaced | None = None,
 ) -> str:
     """One JSON object on one line; `quantization` names the weights that made it, `vocabulary` the boost
-    (`{"phrases": N, "strength": α}`)."""
+    (`{"phrases": N, "strength": α}`), `replaced` the text after replacements (the words stay the model's)."""
     return json.dumps(
         {
             "file": str(path),
@@ -33,6 +38,7 @@ def to_json(
             "device": transcript.device,
             **({"quantization": quantization} if quantization else {}),
             **({"vocabulary": vocabulary} if vocabulary is not None else {}),
+            **({"replaced": _replaced(replaced)} if replaced is not None and replaced.spans else {}),
             "tokens": transcript.token_ids,
             "token_starts_s": [round(t, 4) for t in transcript.token_starts],
             "token_durations_s": [round(t, 4) for t in transcript.token_durations],
@@ -54,6 +60,16 @@ def to_json(
         },
         ensure_ascii=False,
     )
+
+
+def _replaced(replaced: Replaced) -> dict[str, object]:
+    return {
+        "text": replaced.text,
+        "spans": [
+            {"spoken": s.spoken, "written": s.written, "start_s": round(s.start, 4), "end_s": round(s.end, 4)}
+            for s in replaced.spans
+        ],
+    }
 
 
 def cues(words: Sequence[Word]) -> list[list[Word]]:

@@ -94,3 +94,21 @@ def test_the_tree_equals_nemos() -> None:
             found = ours.get(int(token), (arcs.default, ROOT))
             assert found[0] == pytest.approx(score, abs=1e-5), (entry["state"], token)
             assert found[1] == path_to(tree, target), (entry["state"], token)
+
+
+def test_the_tree_state_carries_across_chunks(recognizer: Recognizer, audio: dict[str, Any]) -> None:
+    """Decoding in pieces (as streaming does, the carry holding the LSTM and tree states) gives the tokens of one
+    pass over the same encoder output."""
+    phrases = [Phrase(p) for p in REFERENCE["lists"]["mixed"]["phrases"]]
+    compiled = compile_vocabulary(phrases, recognizer.phrase_tokenizer().encode, 6.0, OPTIONS)
+    recognizer.boost = compiled.boost
+    try:
+        for samples in audio.values():
+            encoded, frames = recognizer.encode(samples)
+            whole, _ = recognizer.decode_range(encoded, 0, frames, None)
+            for cut in (frames // 3, frames // 2, 2 * frames // 3):
+                first, carry = recognizer.decode_range(encoded, 0, cut, None)
+                second, _ = recognizer.decode_range(encoded, cut, frames, carry)
+                assert first.ids + second.ids == whole.ids
+    finally:
+        recognizer.boost = None

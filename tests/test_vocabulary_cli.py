@@ -86,3 +86,25 @@ def test_a_phrase_the_model_cannot_spell_is_a_warning_naming_its_line(
     assert code == 0 and out.strip() == "seven three five"
     (warning,) = own_warnings(err)
     assert warning.startswith("perch: warning: ") and "line 2" in warning and "left out" in warning
+
+
+def test_replacements_from_the_settings(words_model: Path, clip: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from app.settings import SettingsStore
+    from app.vocabulary_settings import ReplacementEntry, VocabularySettings
+
+    config = tmp_path / "config"
+    store = SettingsStore(config / "perch" / "settings.json")
+    rules = (ReplacementEntry("seven three", "73"),)
+    store.save(dataclasses.replace(store.current, vocabulary=VocabularySettings(replacements=rules)))
+    env = {"XDG_CONFIG_HOME": str(config)}
+    base = ("transcribe", str(clip), "--model", str(words_model), "--device", "cpu")
+    done = perch(*base, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "73 five"
+    record = json.loads(perch(*base, "--format", "json", env=env).stdout)
+    assert record["text"] == "seven three five" and [w["word"] for w in record["words"]][:2] == ["seven", "three"]
+    (span,) = record["replaced"]["spans"]
+    assert record["replaced"]["text"] == "73 five" and (span["spoken"], span["written"]) == ("seven three", "73")
+    seven, three = record["words"][0], record["words"][1]
+    assert (span["start_s"], span["end_s"]) == (seven["start_s"], three["end_s"])

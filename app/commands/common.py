@@ -14,6 +14,7 @@ from stt.runtime import DEVICES, RuntimeOptions
 
 if TYPE_CHECKING:
     from stt.boost.phrases import Phrase
+    from stt.boost.replacements import Replacement
     from stt.engine import Recognizer
 
 
@@ -74,6 +75,13 @@ def read_vocabulary(args: argparse.Namespace) -> tuple[list[Phrase], float] | No
             return None
         strength = vocabulary.strength if strength is None else strength
     return phrases, parse_strength(DEFAULT_STRENGTH if strength is None else strength)
+
+
+def replacement_rules() -> list[Replacement]:
+    """The replacements and snippets of Settings ▸ Vocabulary."""
+    from app.settings import SettingsStore
+
+    return SettingsStore().current.vocabulary.replacement_rules()
 
 
 def apply_vocabulary(recognizer: Recognizer, chosen: tuple[list[Phrase], float] | None) -> dict[str, float] | None:

@@ -18,6 +18,7 @@ from app.commands.common import (
     error,
     model_files,
     read_vocabulary,
+    replacement_rules,
     runtime_options,
     setup_logging,
     weights,
@@ -35,15 +36,24 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _render(
-    fmt: str, path: Path, transcript: Any, quantization: str, vocabulary: dict[str, float] | None = None
+    fmt: str,
+    path: Path,
+    transcript: Any,
+    quantization: str,
+    *,
+    vocabulary: dict[str, float] | None = None,
+    rules: list[Any] | None = None,
 ) -> str:
+    from stt.boost.replacements import apply_replacements
+
+    replaced = apply_replacements(transcript.text, transcript.words, rules or [])
     if fmt == "json":
-        return formats.to_json(path, transcript, quantization, vocabulary)
+        return formats.to_json(path, transcript, quantization, vocabulary, replaced)
     if fmt == "srt":
         return formats.to_srt(transcript)
     if fmt == "vtt":
         return formats.to_vtt(transcript)
-    return str(transcript.text)
+    return replaced.text
 
 
 PROGRESS_AFTER_S = 30.0
@@ -106,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         chosen = read_vocabulary(args)
         recognizer = Recognizer(model_files(args), runtime_options(args))
         vocabulary = apply_vocabulary(recognizer, chosen)
+        rules = replacement_rules()
     except PerchError as exc:
         error(str(exc))
         if args.debug:
@@ -131,5 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 traceback.print_exc()
             status = 1
             continue
-        print(_render(args.format, path, transcript, recognizer.files.quantization, vocabulary), flush=True)
+        quantization = recognizer.files.quantization
+        shown = _render(args.format, path, transcript, quantization, vocabulary=vocabulary, rules=rules)
+        print(shown, flush=True)
     return status
