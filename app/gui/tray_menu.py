@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import QMenu
@@ -136,6 +137,9 @@ def _microphone_menu(menu: QMenu, app: Controller, current: str | None) -> None:
     microphones = app.microphones
 
     def fill() -> None:
+        if not shiboken6.isValid(menu):  # the tray menu was rebuilt before the list came back
+            _disconnect(microphones.changed, fill)
+            return
         menu.clear()
         names = list(microphones.names)
         if current is not None and current not in names:
