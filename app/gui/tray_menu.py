@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -157,5 +158,7 @@ def _microphone_menu(menu: QMenu, app: Controller, current: str | None) -> None:
 
 
 def _disconnect(signal: Any, slot: Callable[[], None]) -> None:
-    with contextlib.suppress(RuntimeError, TypeError):
+    """Disconnect `slot` if it is still connected (PySide warns, rather than raises, when it is not)."""
+    with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         signal.disconnect(slot)
