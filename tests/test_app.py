@@ -17,7 +17,7 @@ from pytestqt.qtbot import QtBot
 from app import coordinator as co
 from app import ipc
 from app.gui.caption_parts import STATE_COLOR, WARNING_COLOR
-from app.gui.controller import AppOptions, Controller, replaced_partial
+from app.gui.controller import AppOptions, Controller
 from app.history import History
 from app.injection import X11Clipboard, text_formats
 from app.launch import LaunchSettings
@@ -603,13 +603,6 @@ def test_replacements_apply_to_the_caption_the_typed_text_and_the_history(
     assert history is not None
     qtbot.waitUntil(lambda: bool(history.recent()), timeout=5000)
     assert history.recent()[0].text == "73 five Best,\nAda"
-
-
-def test_replaced_partials_keep_their_settled_part() -> None:
-    rules = [Replacement("perch dot app", "perch.app")]
-    assert replaced_partial("go to perch dot app now", 19, rules) == ("go to perch.app now", 15)
-    assert replaced_partial("go to perch dot", 5, rules) == ("go to perch dot", 5)
-    assert replaced_partial("text", 4, []) == ("text", 4)
 
 
 def test_the_vocabulary_setting_reaches_the_engine(qtbot: QtBot, words_model: Path, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stt.boost.replacements import Replacement, apply_replacements
+from stt.boost.replacements import Replacement, apply_replacements, replace_partial
 from stt.results import Word
 
 
@@ -49,3 +49,10 @@ def test_nothing_to_do() -> None:
     assert apply_replacements("hello", [], []).text == "hello"
     assert apply_replacements("", [], [Replacement("a", "b")]).spans == []
     assert apply_replacements("hello", [], [Replacement("  ", "x")]).text == "hello"
+
+
+def test_replaced_partials_keep_their_settled_part() -> None:
+    rules = [Replacement("perch dot app", "perch.app")]
+    assert replace_partial("go to perch dot app now", 19, rules) == ("go to perch.app now", 15)
+    assert replace_partial("go to perch dot", 5, rules) == ("go to perch dot", 5)
+    assert replace_partial("text", 4, []) == ("text", 4)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,7 +16,8 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMenu
 
 from app import coordinator as co
-from app import ipc, notices
+from app import notices
+from app.gui import socket_commands
 from app.gui.bridge import EngineBridge
 from app.gui.caption import CaptionWindow
 from app.gui.caption_parts import BUSY_LINES, StateLine, delivery_line, ending_line
@@ -35,7 +35,7 @@ from app.ipc import CommandServer
 from app.launch import LaunchSettings
 from app.settings import CaptionSettings, TypingStrategy
 from app.sounds import SoundCues
-from stt.boost.replacements import Replacement, apply_replacements
+from stt.boost.replacements import Replacement, apply_replacements, replace_partial
 from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
 from stt.errors import PerchError
@@ -83,15 +83,6 @@ class AppOptions:
     """The weights the loaded model uses and why (set by `load`)."""
     replacements: list[Replacement] = field(default_factory=list)
     """Spoken forms written otherwise, applied to each final before it is shown and typed."""
-
-
-def replaced_partial(text: str, stable: int, rules: list[Replacement]) -> tuple[str, int]:
-    """Live text with the replacements applied, and how much of it is settled."""
-    if not rules:
-        return text, stable
-    shown = apply_replacements(text, [], rules).text
-    settled = apply_replacements(text[:stable], [], rules).text
-    return shown, len(settled) if shown.startswith(settled) else 0
 
 
 class Controller(QObject):
@@ -276,36 +267,7 @@ class Controller(QObject):
 
     def command(self, line: str) -> str:
         """A command from `perch …` on the local socket."""
-        if line == "ptt press":
-            self.feed(co.Press())
-        elif line == "ptt release":
-            self.feed(co.Release())
-        elif line == "toggle":
-            self.toggle()
-        elif line == "cancel":
-            self.feed(co.Cancel())
-        elif line == "status":
-            return self.state.phase.value
-        elif line == "show":
-            self.windows.show_settings()
-        elif line.startswith("show "):
-            window = line.removeprefix("show ")
-            if window not in ipc.WINDOWS:
-                return f"error: no window {window!r}; windows: {', '.join(ipc.WINDOWS)}"
-            {
-                "settings": self.windows.show_settings,
-                "history": self.windows.show_history,
-                "transcribe": self.windows.show_transcribe,
-                "check-setup": self.windows.show_check_setup,
-            }[window]()
-        elif line == "files":
-            return self.files.describe()
-        elif line.startswith("transcribe "):
-            paths = [Path(p) for p in json.loads(line.removeprefix("transcribe "))]
-            self.windows.transcribe_files(paths)
-        elif line == "quit":
-            self.quit()
-        return "ok"
+        return socket_commands.answer(self, line)
 
     def quit(self) -> None:
         """Leave the event loop; `close` then finishes what was captured."""
@@ -320,7 +282,7 @@ class Controller(QObject):
                 self.caption.set_level(event.db)
         elif isinstance(event, Partial):
             if self._caption_on and event.utterance not in self.state.dropped:  # not a cancelled utterance's
-                self.caption.show_partial(*replaced_partial(event.text, event.stable_chars, self.options.replacements))
+                self.caption.show_partial(*replace_partial(event.text, event.stable_chars, self.options.replacements))
                 log.debug("caption shows partial %r", event.text)
         elif isinstance(event, Listening):
             if self.dictation.options.mode == "handsfree":

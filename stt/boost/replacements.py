@@ -74,3 +74,13 @@ def apply_replacements(text: str, words: Sequence[Word], rules: Sequence[Replace
         spans.append(ReplacedSpan(text[start:end], rule.written, begin, finish))
     pieces.append(text[at:])
     return Replaced("".join(pieces), spans)
+
+
+def replace_partial(text: str, stable: int, rules: Sequence[Replacement]) -> tuple[str, int]:
+    """Live text with the replacements applied, and how much of it is settled (its first `stable` characters
+    were)."""
+    if not rules:
+        return text, stable
+    shown = apply_replacements(text, [], rules).text
+    settled = apply_replacements(text[:stable], [], rules).text
+    return shown, len(settled) if shown.startswith(settled) else 0
