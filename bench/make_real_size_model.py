@@ -8,7 +8,9 @@ NeMo is never a Perch dependency: run this from a separate environment that has 
 
     python3 -m venv /path/to/nemo-env
     /path/to/nemo-env/bin/pip install torch 'nemo_toolkit[asr]==3.0.0'
-    /path/to/nemo-env/bin/python bench/make_real_size_model.py [OUTPUT_DIR]   # default ~/.cache/perch-bench/real-size-model
+    /path/to/nemo-env/bin/python bench/make_real_size_model.py [OUTPUT_DIR]
+
+OUTPUT_DIR defaults to ~/.cache/perch-bench/real-size-model.
 
 Writes encoder-model.onnx + encoder-model.onnx.data (fp32, external data in one file), decoder_joint-model.onnx,
 vocab.txt, config.json, and the dynamically quantised encoder-model.int8.onnx and decoder_joint-model.int8.onnx
@@ -247,7 +249,8 @@ def quantize(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("output", nargs="?", type=Path, default=Path.home() / ".cache" / "perch-bench" / "real-size-model")
+    default = Path.home() / ".cache" / "perch-bench" / "real-size-model"
+    parser.add_argument("output", nargs="?", type=Path, default=default)
     out: Path = parser.parse_args().output.resolve()
     logging.disable(logging.WARNING)
     import sentencepiece
