@@ -117,12 +117,18 @@ def test_menu_offers_start_mode_and_quit(controller: tuple[Controller, HandSourc
     qtbot.waitUntil(lambda: app.dictation.options.mode == "handsfree", timeout=5000)
 
 
-def _plain_options(load: Callable[[], Recognizer], label: str, settings: LaunchSettings | None = None) -> AppOptions:
-    """A controller's options with no hotkeys, no live text and a microphone the test feeds by hand."""
+def _plain_options(
+    load: Callable[[], Recognizer],
+    label: str,
+    settings: LaunchSettings | None = None,
+    source: HandSource | None = None,
+) -> AppOptions:
+    """A controller's options with no hotkeys, no live text and a microphone the test feeds by hand (`source`,
+    or a new one each time the microphone opens)."""
     return AppOptions(
         load=load,
         model_label=label,
-        source=HandSource,
+        source=HandSource if source is None else lambda: source,
         dictation=DictationOptions(),
         worker=WorkerOptions(partials="off"),
         ptt_hotkey="",
@@ -431,16 +437,8 @@ def typing_app(
     (tmp_path / "target").mkdir()
     targets = TargetWindows(xvfb_display, tmp_path / "target")
     source = HandSource()
-    options = AppOptions(
-        load=lambda: Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu")),
-        model_label="words-tdt (fp32)",
-        source=lambda: source,
-        dictation=DictationOptions(mode="ptt"),
-        worker=WorkerOptions(partials="off"),
-        ptt_hotkey="",
-        toggle_hotkey="",
-    )
-    app = Controller(options)
+    load = lambda: Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu"))  # noqa: E731
+    app = Controller(_plain_options(load, "words-tdt (fp32)", source=source))
     app.start()
     try:
         qtbot.waitUntil(lambda: app.state.phase is co.Phase.IDLE, timeout=20000)
@@ -560,16 +558,7 @@ def test_caption_shows_a_transcription_that_failed(qtbot: QtBot, speak: Speak) -
         raise RuntimeError("the model file is damaged")
 
     source = HandSource()
-    options = AppOptions(
-        load=load,
-        model_label="damaged",
-        source=lambda: source,
-        dictation=DictationOptions(mode="ptt"),
-        worker=WorkerOptions(partials="off"),
-        ptt_hotkey="",
-        toggle_hotkey="",
-    )
-    app = Controller(options)
+    app = Controller(_plain_options(load, "damaged", source=source))
     app.start()
     try:
         assert app.state.phase is co.Phase.LOADING
