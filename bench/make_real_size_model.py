@@ -39,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))
 from make_nemo_text_reference import encode  # test-data helpers, reused
+from make_nemo_text_reference import model_config as small_config
 from make_vad_reference import RATE, speak
 
 VOCAB_SIZE = 8192
@@ -108,67 +109,24 @@ def train_tokenizer(folder: Path) -> None:
 
 
 def model_config(tokenizer_dir: Path) -> dict[str, Any]:
-    """Parakeet-TDT 0.6B v3's architecture (random weights)."""
-    return {
-        "sample_rate": RATE,
-        "model_defaults": {"enc_hidden": 1024, "pred_hidden": 640, "joint_hidden": 640},
-        "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"},
-        "preprocessor": {
-            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
-            "sample_rate": RATE,
-            "normalize": "per_feature",
-            "window_size": 0.025,
-            "window_stride": 0.01,
-            "window": "hann",
-            "features": 128,
-            "n_fft": 512,
-            "log": True,
-            "frame_splicing": 1,
-            "dither": 1e-5,
-            "pad_to": 0,
-            "pad_value": 0.0,
-        },
-        "encoder": {
-            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
-            "feat_in": 128,
-            "n_layers": 24,
-            "d_model": 1024,
-            "subsampling": "dw_striding",
-            "subsampling_factor": 8,
-            "subsampling_conv_channels": 256,
-            "causal_downsampling": False,
-            "ff_expansion_factor": 4,
-            "self_attention_model": "rel_pos",
-            "n_heads": 8,
-            "att_context_size": [-1, -1],
-            "xscaling": True,
-            "untie_biases": True,
-            "pos_emb_max_len": 5000,
-            "conv_kernel_size": 9,
-            "conv_norm_type": "batch_norm",
-            "dropout": 0.0,
-            "dropout_pre_encoder": 0.0,
-            "dropout_emb": 0.0,
-            "dropout_att": 0.0,
-        },
-        "decoder": {
-            "_target_": "nemo.collections.asr.modules.RNNTDecoder",
-            "blank_as_pad": True,
-            "prednet": {"pred_hidden": 640, "pred_rnn_layers": 2, "dropout": 0.0},
-        },
-        "joint": {
-            "_target_": "nemo.collections.asr.modules.RNNTJoint",
-            "num_extra_outputs": len(DURATIONS),
-            "jointnet": {"joint_hidden": 640, "activation": "relu", "dropout": 0.0},
-        },
-        "decoding": {
-            "strategy": "greedy_batch",
-            "model_type": "tdt",
-            "durations": DURATIONS,
-            "greedy": {"max_symbols": 10},
-        },
-        "loss": {"loss_name": "tdt", "tdt_kwargs": {"durations": DURATIONS, "sigma": 0.02, "omega": 0.1}},
-    }
+    """Parakeet-TDT 0.6B v3's architecture (random weights): the test models' config at the real size."""
+    config: dict[str, Any] = small_config(tokenizer_dir)
+    config["model_defaults"] = {"enc_hidden": 1024, "pred_hidden": 640, "joint_hidden": 640}
+    config["encoder"].update(
+        n_layers=24,
+        d_model=1024,
+        subsampling_conv_channels=256,
+        causal_downsampling=False,
+        n_heads=8,
+        xscaling=True,
+        untie_biases=True,
+        pos_emb_max_len=5000,
+        conv_norm_type="batch_norm",
+        dropout_att=0.0,
+    )
+    config["decoder"]["prednet"]["pred_hidden"] = 640
+    config["joint"]["jointnet"]["joint_hidden"] = 640
+    return config
 
 
 def build_model(tokenizer_dir: Path) -> Any:
