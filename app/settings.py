@@ -359,11 +359,12 @@ class SettingsStore:
 
 def dictation_options(settings: Settings) -> DictationOptions:
     """Mode, pre-roll and VAD thresholds for `stt.dictation.Dictation`."""
-    from stt.dictation import DictationOptions
-    from stt.segmenter import VadOptions
+    from stt.dictation import LIVE_VAD, DictationOptions
 
     threshold = settings.vad_threshold
-    vad = VadOptions(threshold=threshold, exit_threshold=max(0.01, round(threshold - EXIT_THRESHOLD_GAP, 6)))
+    vad = dataclasses.replace(
+        LIVE_VAD, threshold=threshold, exit_threshold=max(0.01, round(threshold - EXIT_THRESHOLD_GAP, 6))
+    )
     return DictationOptions(mode=settings.mode, preroll_ms=PREROLL_MS if settings.preroll else 0, vad=vad)
 
 

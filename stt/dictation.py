@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -14,13 +14,17 @@ import numpy as np
 from stt.errors import AudioError, MicrophoneError
 from stt.events import Error, EventSink, Level, Listening
 from stt.recordings import RecordingStore, RecordingWriter
-from stt.segmenter import SegmentEnded, Segmenter, SpeechDiscarded, SpeechStarted
+from stt.segmenter import SegmentEnded, Segmenter, SegmentEvent, SpeechEnded, SpeechStarted
 from stt.sources import SAMPLE_RATE, AudioBlock, AudioSource
 from stt.timeline import Timeline
 from stt.vad import FRAME, SileroVad, VadOptions
 from stt.worker import EngineWorker
 
 log = logging.getLogger("perch.dictation")
+
+LIVE_VAD = VadOptions(cut_after_s=2.0, cut_pause_ms=150)
+"""Live dictation cuts a segment at a 150 ms pause once it holds 2 s of speech, so that after the release only
+the tail since the last cut is left to transcribe (docs/PERFORMANCE.md, "Early cuts")."""
 
 Mode = Literal["ptt", "toggle", "handsfree"]
 MODES: tuple[Mode, ...] = ("ptt", "toggle", "handsfree")
@@ -41,7 +45,7 @@ class DictationOptions:
 
     mode: Mode = "ptt"
     preroll_ms: int = 500
-    vad: VadOptions = field(default_factory=VadOptions)
+    vad: VadOptions = LIVE_VAD
     level_interval_ms: int = 50
     stop_wait_ms: int = 20
     vad_batch: int = 2
@@ -283,13 +287,17 @@ class Dictation:
             utterance.writer.write(self._timeline.slice(utterance.written, end))
         utterance.written = end
 
-    def _on_vad(self, events: list[SpeechStarted | SegmentEnded | SpeechDiscarded], captured: float | None) -> None:
+    def _on_vad(self, events: list[SegmentEvent], captured: float | None) -> None:
         for position, event in enumerate(events):
             if isinstance(event, SpeechStarted):
                 self._speech_started(self._vad_base + event.start)
             elif isinstance(event, SegmentEnded):
-                split = any(isinstance(e, SpeechStarted) for e in events[position + 1 :])
-                self._segment_ended(event, split, captured)
+                goes_on = event.cut or any(isinstance(e, SpeechStarted) for e in events[position + 1 :])
+                self._segment_ended(event, goes_on, captured)
+            elif isinstance(event, SpeechEnded):
+                utterance = self._utterance
+                if self._hands_free and utterance is not None:
+                    self._finish(utterance, captured if captured is not None else self._clock(), flush=False)
             else:
                 self._speech_discarded()
 
@@ -307,7 +315,7 @@ class Dictation:
         utterance.open_from = utterance.streamed = audio_from
         self._worker.open_segment(utterance.id, utterance.open_index, (audio_from - utterance.first) / SAMPLE_RATE)
 
-    def _segment_ended(self, event: SegmentEnded, split: bool, captured: float | None) -> None:
+    def _segment_ended(self, event: SegmentEnded, goes_on: bool, captured: float | None) -> None:
         utterance = self._utterance
         if utterance is None:
             return
@@ -327,7 +335,7 @@ class Dictation:
             start=(start - utterance.first) / SAMPLE_RATE,
             end=(end - utterance.first) / SAMPLE_RATE,
         )
-        if self._hands_free and not split:
+        if self._hands_free and not goes_on:
             self._finish(utterance, captured if captured is not None else self._clock(), flush=False)
 
     def _speech_discarded(self) -> None:
@@ -413,4 +421,3 @@ class Dictation:
             self._stop_source()
             if self.listening:  # started again while it closed
                 self._start_source()
-

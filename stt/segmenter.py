@@ -7,7 +7,12 @@ Positions are sample indices at 16 kHz; frame `i` covers samples `[i * FRAME, (i
 - Inside speech, a frame below `exit_threshold` starts a pause, which lasts until the next frame ≥ `threshold`
   (frames in between keep whatever state they find). A pause that reaches `min_silence_ms` ends the segment at
   the pause start plus the padding, but not past the audio seen so far.
-- A segment with less than `min_speech_ms` of speech (padding not counted) is dropped: SpeechDiscarded.
+- A segment with less than `min_speech_ms` of speech (padding not counted) is dropped: SpeechDiscarded; not
+  one that follows an early cut, which holds the end of the speech before it (a last short word).
+- Early cuts (live dictation): once the open segment holds `cut_after_s` of speech, a pause of `cut_pause_ms`
+  ends it there (SegmentEnded with `cut=True`, at the pause start plus the padding) so that it can be
+  transcribed while the person goes on speaking. Speech that resumes opens the next segment as usual; if the
+  pause instead reaches `min_silence_ms`, SpeechEnded says the speech is over.
 - A segment may not pass `max_segment_s`. When the next frame would take it past the limit it is split in the
   middle of its longest pause of at least `split_pause_ms` and the next segment starts right there; if that pause
   is the one in progress, the segment ends at its start plus padding instead; with no such pause it is cut hard.
@@ -48,6 +53,10 @@ class VadOptions:
     """Longer speech is split in the middle of its longest pause, or cut hard at the limit when it has none."""
     split_pause_ms: int = 100
     """Shortest pause a long segment may be split at."""
+    cut_after_s: float = 0.0
+    """Early cuts: a segment with at least this much speech ends at the next pause of `cut_pause_ms` (0: never)."""
+    cut_pause_ms: int = 200
+    """Early cuts: the pause that ends a segment past `cut_after_s`; shorter than `min_silence_ms` to be of use."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -56,7 +65,14 @@ class VadOptions:
             raise ValueError(
                 f"VAD exit_threshold must be between 0 and threshold ({self.threshold}), got {self.exit_threshold}"
             )
-        for name in ("min_speech_ms", "min_silence_ms", "speech_pad_ms", "lookback_ms", "split_pause_ms"):
+        for name in (
+            "min_speech_ms",
+            "min_silence_ms",
+            "speech_pad_ms",
+            "lookback_ms",
+            "split_pause_ms",
+            "cut_pause_ms",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"VAD {name} must be a number of milliseconds ≥ 0, got {value!r}")
@@ -66,6 +82,8 @@ class VadOptions:
                 f"VAD max_segment_s must be at least 1 s plus twice speech_pad_ms ({shortest:g} s), "
                 f"got {self.max_segment_s}"
             )
+        if not (math.isfinite(self.cut_after_s) and self.cut_after_s >= 0):
+            raise ValueError(f"VAD cut_after_s must be a number of seconds ≥ 0, got {self.cut_after_s!r}")
         if self.min_speech_ms >= self.max_segment_s * 1000:
             raise ValueError(
                 f"VAD min_speech_ms ({self.min_speech_ms}) must be shorter than max_segment_s ({self.max_segment_s} s)"
@@ -88,14 +106,25 @@ class SpeechDiscarded:
 
 @dataclass(frozen=True)
 class SegmentEnded:
-    """A kept segment: speech in `[start, end)` with padding; the recogniser's audio begins at `audio_start`."""
+    """A kept segment: speech in `[start, end)` with padding; the recogniser's audio begins at `audio_start`.
+
+    `cut`: ended early at a short pause; the speech may go on (SpeechEnded follows if it does not).
+    """
 
     start: int
     end: int
     audio_start: int
+    cut: bool = False
 
 
-SegmentEvent = SpeechStarted | SpeechDiscarded | SegmentEnded
+@dataclass(frozen=True)
+class SpeechEnded:
+    """After an early cut, the pause reached `min_silence_ms` at sample `position`: the speech is over."""
+
+    position: int
+
+
+SegmentEvent = SpeechStarted | SpeechDiscarded | SegmentEnded | SpeechEnded
 
 
 class Segmenter:
@@ -110,6 +139,8 @@ class Segmenter:
         self._lookback = _samples(o.lookback_ms)
         self._max = round(o.max_segment_s * SAMPLE_RATE)
         self._split_pause = _samples(o.split_pause_ms)
+        self._cut_after = round(o.cut_after_s * SAMPLE_RATE)
+        self._cut_pause = _samples(o.cut_pause_ms)
         self.reset()
 
     def reset(self) -> None:
@@ -122,6 +153,8 @@ class Segmenter:
         self._first_frame = 0  # first frame of the open segment; pauses before it are not split candidates
         self._pause: int | None = None  # first frame of the pause in progress
         self._pauses: list[tuple[int, int]] = []  # finished pauses in the open segment: (first frame, frames)
+        self._cut_pause_from: int | None = None  # after an early cut: first frame of the pause it was cut at
+        self._follows_cut = False  # the open segment began after an early cut: it is kept however short
 
     def push(self, probability: float) -> list[SegmentEvent]:
         """Take the probability of the next frame; return what it ends or starts."""
@@ -131,8 +164,14 @@ class Segmenter:
         position = self._frames * FRAME
         if not self._open:
             if probability >= o.threshold:
+                follows_cut, self._cut_pause_from = self._cut_pause_from is not None, None
                 start = max(index * FRAME - self._pad, self._previous_end, 0)
-                return [self._begin(start, index * FRAME, index)]
+                began = self._begin(start, index * FRAME, index)
+                self._follows_cut = follows_cut
+                return [began]
+            if self._cut_pause_from is not None and position - self._cut_pause_from * FRAME >= self._min_silence:
+                self._cut_pause_from = None
+                return [SpeechEnded(position)]
             return []
         if self._pause is not None and probability >= o.threshold:
             if self._pause >= self._first_frame:
@@ -142,12 +181,30 @@ class Segmenter:
             self._pause = index
         if self._pause is not None and position - self._pause * FRAME >= self._min_silence:
             return [self._close(self._pause * FRAME, position)]
+        if self._cut_due(position):
+            assert self._pause is not None
+            pause = self._pause
+            ended = self._close(pause * FRAME, position)
+            if isinstance(ended, SegmentEnded):
+                self._cut_pause_from = pause
+                return [SegmentEnded(ended.start, ended.end, ended.audio_start, cut=True)]
+            return [ended]
         if position - self._start > self._max - FRAME:  # the next frame would take it past the limit
             return self._split(index)
         return []
 
+    def _cut_due(self, position: int) -> bool:
+        """An early cut: enough speech in the open segment, and a pause in it long enough."""
+        if not self._cut_after or self._pause is None or self._pause < self._first_frame:
+            return False
+        return (
+            position - self._pause * FRAME >= self._cut_pause
+            and self._pause * FRAME - self._speech_start >= self._cut_after
+        )
+
     def flush(self, total_samples: int | None = None) -> list[SegmentEvent]:
         """End of audio: close the open segment, clamped to `total_samples` when given. Call reset() to reuse."""
+        self._cut_pause_from = None
         if not self._open:
             return []
         audio_end = self._frames * FRAME
@@ -158,6 +215,7 @@ class Segmenter:
 
     def _begin(self, start: int, speech_start: int, first_frame: int) -> SpeechStarted:
         self._open = True
+        self._follows_cut = False
         self._start, self._speech_start, self._first_frame = start, speech_start, first_frame
         self._pauses = []
         return SpeechStarted(start)
@@ -165,7 +223,9 @@ class Segmenter:
     def _finish(self, speech_end: int, end: int) -> SpeechDiscarded | SegmentEnded:
         """Keep or drop the open segment, which ends at `end` (padded) and `speech_end` (unpadded)."""
         self._open = False
-        if speech_end - self._speech_start < self._min_speech:
+        if speech_end - self._speech_start < self._min_speech and not (
+            self._follows_cut and speech_end > self._speech_start
+        ):
             return SpeechDiscarded(self._start)
         audio_start = max(self._start - self._lookback, self._previous_end, 0)
         self._previous_end = end

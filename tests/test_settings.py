@@ -30,11 +30,10 @@ from app.settings import (
 from app.vocabulary_settings import ReplacementEntry, VocabularyEntry, VocabularySettings
 from stt.boost.phrases import DEFAULT_STRENGTH
 from stt.catalog import DEFAULT_MODEL
-from stt.dictation import MODES, DictationOptions
+from stt.dictation import LIVE_VAD, MODES, DictationOptions
 from stt.modelfiles import QUANTIZATIONS, Quantization
 from stt.quantization import QUANTIZATION_CHOICES, QuantizationChoice
 from stt.runtime import DEVICES, Device, RuntimeOptions
-from stt.segmenter import VadOptions
 from stt.streaming import PRESETS
 from stt.worker import FinalChoice, PartialsChoice, WorkerOptions
 
@@ -498,10 +497,10 @@ def test_failing_subscriber_does_not_stop_the_others(path: Path) -> None:
 
 
 def test_dictation_options() -> None:
-    assert dictation_options(Settings()) == DictationOptions(mode="ptt", preroll_ms=500, vad=VadOptions())
+    assert dictation_options(Settings()) == DictationOptions(mode="ptt", preroll_ms=500, vad=LIVE_VAD)
     options = dictation_options(dataclasses.replace(Settings(), mode="handsfree", preroll=False, vad_threshold=0.7))
     assert options.mode == "handsfree" and options.preroll_ms == 0
-    assert options.vad == VadOptions(threshold=0.7, exit_threshold=0.55)
+    assert options.vad == dataclasses.replace(LIVE_VAD, threshold=0.7, exit_threshold=0.55)
     low = dictation_options(dataclasses.replace(Settings(), vad_threshold=0.1))
     assert low.vad.threshold == 0.1 and low.vad.exit_threshold == 0.01
 
