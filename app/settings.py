@@ -39,12 +39,12 @@ SCHEMA_VERSION = 1
 
 SETTINGS_FILE = "settings.json"
 
-PartialsPreset = Literal["auto", "low", "balanced", "quality"]
+PartialsPreset = Literal["auto", "low", "economy", "balanced", "quality"]
 TypingStrategy = Literal["auto", "type", "paste", "clipboard"]
 
 DEVICE_CHOICES: tuple[Device, ...] = ("auto", "cpu", "cuda", "tensorrt")
 MODE_CHOICES: tuple[Mode, ...] = ("ptt", "toggle", "handsfree")
-PARTIALS_PRESETS: tuple[PartialsPreset, ...] = ("auto", "low", "balanced", "quality")
+PARTIALS_PRESETS: tuple[PartialsPreset, ...] = ("auto", "low", "economy", "balanced", "quality")
 FINAL_PASS_CHOICES: tuple[FinalChoice, ...] = ("full", "streaming")
 TYPING_STRATEGIES: tuple[TypingStrategy, ...] = ("auto", "type", "paste", "clipboard")
 

@@ -21,6 +21,7 @@ from stt.engine import SAMPLE_RATE, Recognizer
 from stt.errors import ModelError
 from stt.events import Error, EventSink, Final, Idle, Partial, SegmentText, UtteranceTimings
 from stt.filejob import FileJob
+from stt.pacing import EncoderCost, Pacer, best_plan
 from stt.recordings import RecordingStore
 from stt.results import Word
 from stt.streaming import PRESETS, StreamingDecoder, StreamingPreset, StreamText
@@ -30,7 +31,7 @@ log = logging.getLogger("perch.worker")
 
 T = TypeVar("T")
 
-PartialsChoice = Literal["auto", "low", "balanced", "quality", "off"]
+PartialsChoice = Literal["auto", "low", "economy", "balanced", "quality", "off"]
 FinalChoice = Literal["full", "streaming"]
 
 
@@ -38,8 +39,9 @@ FinalChoice = Literal["full", "streaming"]
 class WorkerOptions:
     """How live text is produced.
 
-    partials: a streaming preset for the live caption, `auto` (the lowest latency this device
-        sustains in under `realtime_budget` of real time, re-checked while it runs) or `off`.
+    partials: a streaming preset for the live caption, `auto` (the one whose words show soonest on this
+        device, from its measured encoder speed, re-checked between segments) or `off`. Whatever the preset,
+        partial steps are spaced so that they take at most `realtime_budget` of the time.
     final: `full` transcribes each segment again with its whole context (partials never change
         the final); `streaming` keeps the streamed tokens and decodes only the tail (lowest latency).
     """
@@ -152,8 +154,8 @@ class EngineWorker:
         self._stream_key: tuple[int, int] | None = None
         self._presets = list(PRESETS.values())
         self._preset_index = 0
-        self._load_ratio = 0.0
-        self._over_budget = 0
+        self._cost: EncoderCost | None = None
+        self._pacer = Pacer(self.options.realtime_budget)
         self.recognizer: Recognizer | None = None
         self.load_error: str | None = None
         self.ready = threading.Event()
@@ -290,7 +292,7 @@ class EngineWorker:
             file: FileJob | None = None
             with self._cond:
                 while not self._jobs and not self._closing and not self._partial_due() and not self._file_due():
-                    self._cond.wait()
+                    self._cond.wait(self._pacer.wait() if self._partial_waits() else None)
                 if self._jobs:
                     job: _Job | None = self._jobs.popleft()
                 elif self._closing:
@@ -333,8 +335,12 @@ class EngineWorker:
         for file in files:
             file.fail(message)
 
-    def _partial_due(self) -> bool:
+    def _partial_waits(self) -> bool:
+        """A partial step is ready but paced."""
         return self._stream is not None and not self._stream.finished and self._stream.ready()
+
+    def _partial_due(self) -> bool:
+        return self._partial_waits() and self._pacer.wait() == 0
 
     def _handle(self, job: _Job) -> None:
         if isinstance(job, _Open):
@@ -384,6 +390,10 @@ class EngineWorker:
         preset = self.preset
         if preset is None or self.recognizer is None:
             return
+        if self.options.partials == "auto" and self._cost is not None:
+            self._preset_index = self._presets.index(best_plan(self._presets, self._cost, self._pacer.budget).preset)
+            preset = self._presets[self._preset_index]
+        self._pacer.reset()
         self._stream = StreamingDecoder(self.recognizer, preset, job.offset)
         self._stream_key = (job.utterance, job.index)
 
@@ -401,23 +411,14 @@ class EngineWorker:
             return
         if step is None:
             return
-        decoded = (step.last_frame - step.first_frame) * 0.08
+        self._pacer.took((step.encoder_ms + step.decode_ms) / 1000)
+        if self._cost is not None:
+            self._cost = self._cost.updated(step.window_s, step.encoder_ms / 1000)
         if self._partial_run is not None and self._partial_run.terminate:
             return  # a final is waiting: it comes before this partial's text
-        if decoded > 0:
-            self._watch_load((step.encoder_ms + step.decode_ms) / 1000 / decoded)
         utterance = self._utterances.setdefault(key[0], _Utterance())
         utterance.streamed[key[1]] = stream.text()
         self._emit_partial(key[0])
-
-    def _watch_load(self, ratio: float) -> None:
-        """Step up to a cheaper preset (for the next segment) when partials cost over budget."""
-        self._load_ratio = ratio if self._load_ratio == 0 else 0.8 * self._load_ratio + 0.2 * ratio
-        self._over_budget = self._over_budget + 1 if self._load_ratio > self.options.realtime_budget else 0
-        if self._over_budget >= 5 and self.options.partials == "auto" and self._preset_index + 1 < len(self._presets):
-            self._preset_index += 1
-            self._over_budget = 0
-            log.info("partials cost %.2f of real time; using the %s preset from now", self._load_ratio, self.preset)
 
     def _emit_partial(self, utterance_id: int) -> None:
         utterance = self._utterances.get(utterance_id)
@@ -524,25 +525,25 @@ class EngineWorker:
 
     def _choose_preset(self, recognizer: Recognizer) -> None:
         choice = self.options.partials
+        self._pacer.budget = self.options.realtime_budget
         if choice == "off":
             return
         if choice != "auto":
             self._preset_index = self._presets.index(PRESETS[choice])
             return
-        noise = np.random.default_rng(1).normal(0, 0.05, self._presets[-1].window_samples).astype(np.float32)
-        for index, preset in enumerate(self._presets):
-            recognizer.encode(noise[: preset.window_samples])
-            started = time.perf_counter()
-            recognizer.encode(noise[: preset.window_samples])
-            ratio = (time.perf_counter() - started) / (preset.chunk * 0.08)
-            log.info("partials preset %s costs %.2f of real time", preset.name, ratio)
-            if ratio < self.options.realtime_budget:
-                self._preset_index = index
-                return
-        self._preset_index = len(self._presets) - 1
-        log.warning(
-            "this device cannot stream partials in under %.0f%% of real time; they will update less often",
-            self.options.realtime_budget * 100,
+        noise = np.random.default_rng(1).normal(0, 0.05, 4 * SAMPLE_RATE).astype(np.float32)
+        self._cost = EncoderCost.measure(lambda seconds: recognizer.encode(noise[: int(seconds * SAMPLE_RATE)]))
+        best = best_plan(self._presets, self._cost, self.options.realtime_budget)
+        self._preset_index = self._presets.index(best.preset)
+        log.info(
+            "the encoder takes %.0f ms + %.0f ms per second of audio here: partials use the %s preset, a step "
+            "every %.2f s (%.0f ms each), words shown about %.1f s after they are spoken",
+            self._cost.fixed * 1000,
+            self._cost.per_second * 1000,
+            best.preset.name,
+            best.period,
+            best.step_cost * 1000,
+            best.latency,
         )
 
 

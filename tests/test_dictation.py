@@ -342,20 +342,6 @@ def test_auto_preset_takes_the_lowest_latency_this_device_sustains(recognizer: R
     assert worker.preset is not None and worker.preset.name == "low"  # the words model is tiny
 
 
-def test_auto_preset_steps_up_when_partials_cost_too_much(recognizer: Recognizer) -> None:
-    worker = EngineWorker(lambda: recognizer, Recorder(), WorkerOptions(partials="auto"))
-    assert worker.preset is not None and worker.preset.name == "low"
-    for _ in range(5):
-        worker._watch_load(0.9)  # measured cost: 90% of real time
-    assert worker.preset.name == "balanced"
-    for _ in range(10):
-        worker._watch_load(0.9)
-    assert worker.preset.name == "quality"
-    for _ in range(10):
-        worker._watch_load(0.9)
-    assert worker.preset.name == "quality"
-
-
 def test_a_quick_second_press_starts_a_new_utterance(rig: Callable[..., Rig], speak: Speak) -> None:
     r = rig()
     r.dictation.start()

@@ -131,7 +131,7 @@ def test_streaming_equals_offline_decode_of_the_stitched_chunks(random_recognize
 
 
 def test_presets_follow_the_seed_numbers() -> None:
-    assert [(p.left, p.chunk, p.right) for p in PRESETS.values()] == [(25, 3, 3), (62, 6, 6), (125, 12, 12)]
+    assert [(p.left, p.chunk, p.right) for p in PRESETS.values()] == [(25, 3, 3), (12, 6, 3), (62, 6, 6), (125, 12, 12)]
     assert PRESETS["low"].latency_s == pytest.approx(0.48)
 
 

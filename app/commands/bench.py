@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
     live.add_argument("--live", action="store_true", help="replay FILES through the whole live pipeline")
     live.add_argument("--speed", type=float, default=1.0, help="replay speed (1: real time; 0: full speed)")
     live.add_argument(
-        "--partials", choices=("auto", "low", "balanced", "quality", "off"), default="auto", help="(auto)"
+        "--partials", choices=("auto", "low", "economy", "balanced", "quality", "off"), default="auto", help="(auto)"
     )
     live.add_argument("--idle-seconds", type=float, default=10.0, help="silence to measure idle CPU on (10)")
     live.add_argument("--mic", metavar="NAME|INDEX", help="measure idle CPU on this microphone, not the replay")

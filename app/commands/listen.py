@@ -33,7 +33,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--partials", action="store_true", help="show live text while speaking")
     parser.add_argument(
-        "--preset", choices=("auto", "low", "balanced", "quality"), default="auto", help="partials latency (auto)"
+        "--preset",
+        choices=("auto", "low", "economy", "balanced", "quality"),
+        default="auto",
+        help="partials latency (auto)",
     )
     parser.add_argument("--final", choices=("full", "streaming"), default="full", help="how finals are made (full)")
     parser.add_argument("--preroll-ms", type=int, default=500, help="audio kept from before the start (500; 0: off)")

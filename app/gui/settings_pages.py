@@ -159,6 +159,7 @@ def live_text_page() -> Page:
         [
             ("auto", "Automatic — what this computer keeps up with"),
             ("low", "Fastest — words appear soonest"),
+            ("economy", "Light — least work, for slow computers"),
             ("balanced", "Balanced"),
             ("quality", "Most accurate — words appear a little later"),
         ],
