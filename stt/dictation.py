@@ -23,8 +23,9 @@ from stt.worker import EngineWorker
 log = logging.getLogger("perch.dictation")
 
 LIVE_VAD = VadOptions(cut_after_s=2.0, cut_pause_ms=150)
-"""Live dictation cuts a segment at a 150 ms pause once it holds 2 s of speech, so that after the release only
-the tail since the last cut is left to transcribe (docs/PERFORMANCE.md, "Early cuts")."""
+"""Live dictation cuts a segment at a 150 ms pause once it holds 2 s of speech (at shorter pauses, down to 64 ms,
+as it grows), so that after the release only the tail since the last cut is left to transcribe
+(docs/PERFORMANCE.md, "Early cuts")."""
 
 Mode = Literal["ptt", "toggle", "handsfree"]
 MODES: tuple[Mode, ...] = ("ptt", "toggle", "handsfree")

@@ -10,7 +10,8 @@ Positions are sample indices at 16 kHz; frame `i` covers samples `[i * FRAME, (i
 - A segment with less than `min_speech_ms` of speech (padding not counted) is dropped: SpeechDiscarded; not
   one that follows an early cut, which holds the end of the speech before it (a last short word).
 - Early cuts (live dictation): once the open segment holds `cut_after_s` of speech, a pause of `cut_pause_ms`
-  ends it there (SegmentEnded with `cut=True`, at the pause start plus the padding) so that it can be
+  ends it there; the pause needed shrinks as the segment grows (`cut_pause_ms × cut_after_s / speech`, never
+  under `cut_min_pause_ms`) (SegmentEnded with `cut=True`, at the pause start plus the padding) so that it can be
   transcribed while the person goes on speaking. Speech that resumes opens the next segment as usual; if the
   pause instead reaches `min_silence_ms`, SpeechEnded says the speech is over.
 - A segment may not pass `max_segment_s`. When the next frame would take it past the limit it is split in the
@@ -57,6 +58,8 @@ class VadOptions:
     """Early cuts: a segment with at least this much speech ends at the next pause of `cut_pause_ms` (0: never)."""
     cut_pause_ms: int = 200
     """Early cuts: the pause that ends a segment past `cut_after_s`; shorter than `min_silence_ms` to be of use."""
+    cut_min_pause_ms: int = 64
+    """Early cuts: the shortest pause a long segment is cut at (the gap between two words)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -72,6 +75,7 @@ class VadOptions:
             "lookback_ms",
             "split_pause_ms",
             "cut_pause_ms",
+            "cut_min_pause_ms",
         ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -141,6 +145,7 @@ class Segmenter:
         self._split_pause = _samples(o.split_pause_ms)
         self._cut_after = round(o.cut_after_s * SAMPLE_RATE)
         self._cut_pause = _samples(o.cut_pause_ms)
+        self._cut_min_pause = _samples(min(o.cut_min_pause_ms, o.cut_pause_ms))
         self.reset()
 
     def reset(self) -> None:
@@ -197,10 +202,11 @@ class Segmenter:
         """An early cut: enough speech in the open segment, and a pause in it long enough."""
         if not self._cut_after or self._pause is None or self._pause < self._first_frame:
             return False
-        return (
-            position - self._pause * FRAME >= self._cut_pause
-            and self._pause * FRAME - self._speech_start >= self._cut_after
-        )
+        speech = self._pause * FRAME - self._speech_start
+        if speech < self._cut_after:
+            return False
+        needed = max(self._cut_min_pause, self._cut_pause * self._cut_after // speech)
+        return position - self._pause * FRAME >= needed
 
     def flush(self, total_samples: int | None = None) -> list[SegmentEvent]:
         """End of audio: close the open segment, clamped to `total_samples` when given. Call reset() to reuse."""

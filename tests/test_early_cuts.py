@@ -72,7 +72,7 @@ def test_a_long_segment_is_cut_at_the_first_short_pause() -> None:
     (cut_at, cut), (_, resumed), (_, last) = events[1], events[2], events[3]
     assert isinstance(cut, SegmentEnded) and isinstance(resumed, SpeechStarted) and isinstance(last, SegmentEnded)
     assert cut.cut and not last.cut
-    assert cut_at == speech + 4  # the fifth quiet frame makes 160 ms ≥ 150 ms
+    assert cut_at == speech + 3  # 2.5 s of speech needs 150 ms × 2 / 2.5 = 120 ms: the fourth quiet frame
     assert cut.end == speech * FRAME + round(CUTS.speech_pad_ms * 16)  # the pause start plus the padding
     # The next segment starts at its onset less the padding: nothing of the speech is lost or doubled.
     assert resumed.start == (speech + pause) * FRAME - round(CUTS.speech_pad_ms * 16)
@@ -84,13 +84,23 @@ def test_no_cut_before_enough_speech_and_none_when_off() -> None:
     events = run(probabilities, CUTS)
     # The pause after 1.5 s of speech does not cut; the one after 3 s does, and then the speech ends.
     assert [type(e).__name__ for _, e in events] == ["SpeechStarted", "SegmentEnded", "SpeechEnded"]
-    assert events[1][0] == frames(1.5) + 8 + frames(1.5) + 4
+    assert events[1][0] == frames(1.5) + 8 + frames(1.5) + 2  # 3.3 s in: 150 × 2 / 3.3 = 92 ms, three frames
     long = [0.9] * frames(3.0) + [0.1] * 8 + [0.9] * frames(1.0) + [0.1] * frames(1.0)
     off = run(long, replace(CUTS, cut_after_s=0.0))
     assert [type(e).__name__ for _, e in off] == ["SpeechStarted", "SegmentEnded"]
     assert [type(e).__name__ for _, e in run(long, CUTS)].count("SegmentEnded") == 2
     short = [0.9] * frames(1.5) + [0.1] * frames(1.0)
     assert [type(e).__name__ for _, e in run(short, CUTS)] == ["SpeechStarted", "SegmentEnded"]
+
+
+def test_the_longer_the_segment_the_shorter_the_pause_it_is_cut_at() -> None:
+    def cut_after_pause(speech_s: float, pause: int) -> bool:
+        probabilities = [0.9] * frames(speech_s) + [0.1] * pause + [0.9] * frames(0.5)
+        return any(isinstance(e, SegmentEnded) and e.cut for _, e in run(probabilities, CUTS))
+
+    assert not cut_after_pause(2.5, 2) and not cut_after_pause(3.0, 2) and cut_after_pause(3.0, 4)
+    assert cut_after_pause(6.0, 2)  # 150 × 2 / 6 = 50 ms, raised to the 64 ms floor
+    assert not cut_after_pause(10.0, 1)  # a single quiet frame is never a cut
 
 
 def test_a_pause_after_a_cut_that_lasts_ends_the_speech_once() -> None:
