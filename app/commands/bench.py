@@ -25,6 +25,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 60.0], help="synthetic clip lengths")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per clip (median)")
     parser.add_argument("--no-peer", action="store_true", help="skip onnx-asr")
+    startup = parser.add_argument_group("start-up")
+    startup.add_argument(
+        "--startup",
+        action="store_true",
+        help="time `perch transcribe FILE` in fresh processes (empty cache, then warm) beside onnx-asr",
+    )
+    startup.add_argument("--rounds", type=int, default=3, help="start-up rounds (3)")
     live = parser.add_argument_group("live pipeline")
     live.add_argument("--live", action="store_true", help="replay FILES through the whole live pipeline")
     live.add_argument("--speed", type=float, default=1.0, help="replay speed (1: real time; 0: full speed)")
@@ -48,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.debug)
     if args.live:
         return _run_live(args)
+    if args.startup:
+        return _run_startup(args)
     try:
         chosen = read_vocabulary(args)
         recognizer = Recognizer(model_files(args), runtime_options(args))
@@ -98,4 +107,27 @@ def _run_live(args: argparse.Namespace) -> int:
         error(str(exc))
         return 1
     print(format_live_report(report))
+    return 0
+
+
+def _run_startup(args: argparse.Namespace) -> int:
+    from stt.errors import PerchError
+    from stt.startbench import format_startup_report, run_startup_bench
+
+    if len(args.files) != 1:
+        error("--startup needs one speech file to transcribe, e.g. perch bench --startup clip.wav --model DIR")
+        return 2
+    try:
+        files = model_files(args)
+    except PerchError as exc:
+        error(str(exc))
+        return 1
+    try:
+        report = run_startup_bench(
+            files.directory, files.quantization, args.files[0], rounds=args.rounds, with_peer=not args.no_peer
+        )
+    except RuntimeError as exc:
+        error(str(exc))
+        return 1
+    print(format_startup_report(report))
     return 0
