@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stt import modelcache
 from stt.catalog import CATALOG, QUANTIZATIONS, ModelSpec, Quantization, get_spec, variant_size
 from stt.errors import ModelFileError, ModelNotFoundError
 from stt.paths import models_dir
@@ -109,6 +110,7 @@ def remove(name: str) -> Path:
     if not directory.is_dir():
         raise ModelNotFoundError(f"model {name} is not downloaded (no folder {directory})")
     shutil.rmtree(directory)
+    modelcache.clean()  # its weights indexes hold hard links to the files just removed
     return directory
 
 

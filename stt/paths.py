@@ -21,12 +21,12 @@ def models_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Regenerable data: models, optimised graphs, TensorRT engines."""
+    """Regenerable data: models, weights indexes, TensorRT engines."""
     return Path(_dirs().user_cache_dir)
 
 
 def optimized_models_dir() -> Path:
-    """Graph-optimised ONNX files saved after the first load."""
+    """Weights indexes: small graph-only copies of a model whose weights are hard links to its own file."""
     return cache_dir() / "optimized"
 
 

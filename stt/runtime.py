@@ -1,24 +1,22 @@
-"""ONNX Runtime sessions: device choice, CUDA diagnosis, TensorRT and optimised-graph caches."""
+"""ONNX Runtime sessions: device choice, CUDA diagnosis, the TensorRT cache and the weights-index cache."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
 import io
 import logging
 import os
 import re
 import shutil
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import onnxruntime as ort
 
-from stt import paths
+from stt import modelcache, paths
 from stt.nativelog import stderr_to_log
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -61,7 +59,7 @@ class RuntimeOptions:
     threads: int = 0
     """Intra-op threads; 0 means the physical core count."""
     cache_optimized: bool = True
-    """Save the graph-optimised model on first load and load it on later starts."""
+    """After a load, write a weights index of the model in the background, and load from it on later starts."""
 
 
 @dataclass(frozen=True)
@@ -182,14 +180,7 @@ def provider_chain(device: Device, trt_profile: dict[str, str] | None = None) ->
     return chain
 
 
-def _optimized_path(model: Path, providers: Sequence[str]) -> Path:
-    stat = model.stat()
-    key = f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{','.join(providers)}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    return paths.optimized_models_dir() / f"{model.stem}-{digest}" / "model.onnx"
-
-
-def _session_options(threads: int) -> ort.SessionOptions:
+def _session_options(threads: int, chain: ProviderChain) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or physical_cores()
     options.inter_op_num_threads = 1
@@ -197,35 +188,58 @@ def _session_options(threads: int) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Spinning worker threads would keep the cores busy between runs, slowing features and the decode loop.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if _cpu_only(chain):
+        # The planner's search for buffers to reuse takes about a second on the encoder's graph and, with its
+        # dynamic shapes, changes neither the peak memory nor the speed on the CPU (untried on GPUs).
+        options.enable_mem_reuse = False
     return options
 
 
+def _cpu_only(chain: ProviderChain) -> bool:
+    """Whether the session can only run on the CPU: asked for it, or this onnxruntime has no CUDA."""
+    names = [p if isinstance(p, str) else p[0] for p in chain]
+    return names == [CPU] or CUDA not in ort.get_available_providers()
+
+
+_heap_tuned = False
+M_MMAP_THRESHOLD = -3
+"""glibc's mallopt parameter."""
+
+
+def _return_freed_memory() -> None:
+    """With glibc, serve blocks of 128 KiB and more from mmap, so that memory freed during a load goes back."""
+    global _heap_tuned  # noqa: PLW0603
+    if _heap_tuned or sys.platform != "linux":
+        return
+    _heap_tuned = True
+    # glibc raises this threshold after the first large free (up to 32 MiB); the weights copied out of an
+    # embedded model then land on the heap and stay resident after ONNX Runtime frees them: a first int8
+    # load peaked at 1.0-1.35 GB, at 0.86 GB with the fixed threshold, equally fast to run.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def _build(model: Path, options: ort.SessionOptions, chain: ProviderChain) -> ort.InferenceSession:
+    _return_freed_memory()
     wants_gpu = any((p if isinstance(p, str) else p[0]) != CPU for p in chain)
     quiet = quiet_native_stderr() if wants_gpu else contextlib.nullcontext()
     with quiet:
         return ort.InferenceSession(str(model), sess_options=options, providers=chain)
 
 
-def _save_optimized(model: Path, target: Path, threads: int, chain: ProviderChain) -> None:
-    """Write the graph-optimised model next to a temporary name, then move it into place."""
-    staging = target.parent.with_name(target.parent.name + f".tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+def _build_cached(model: Path, threads: int, chain: ProviderChain) -> ort.InferenceSession | None:
+    """A session from the model's weights index, when one is cached and loads."""
+    index = modelcache.cached_index(model)
+    if index is None:
+        return None
     try:
-        options = _session_options(threads)
-        # Extended, not all: layout transforms of the last level are specific to this CPU.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.optimized_model_filepath = str(staging / target.name)
-        options.add_session_config_entry(
-            "session.optimized_model_external_initializers_file_name", target.name + ".data"
-        )
-        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
-        _build(model, options, chain)
-        shutil.rmtree(target.parent, ignore_errors=True)
-        staging.rename(target.parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return _build(index, _session_options(threads, chain), chain)
+    except MemoryError:
+        raise
+    except Exception as exc:  # ONNX Runtime's own error types; the model file itself says what is wrong, if anything
+        log.debug("the weights index of %s did not load (%s); loading the model itself", model.name, exc)
+        modelcache.discard(index)
+        return None
 
 
 def create_session(
@@ -235,18 +249,12 @@ def create_session(
 ) -> tuple[ort.InferenceSession, SessionInfo]:
     """Create a session on the best device allowed, and say why when the asked-for one is not used."""
     chain = provider_chain(options.device, trt_profile)
-    names = [p if isinstance(p, str) else p[0] for p in chain]
-    source = model
-    if options.cache_optimized and options.device != "tensorrt":
-        target = _optimized_path(model, names)
-        if not target.is_file():
-            try:
-                _save_optimized(model, target, options.threads, chain)
-            except (OSError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
-                log.warning("could not cache the optimised %s: %s", model.name, exc)
-        if target.is_file():
-            source = target
-    session = _build(source, _session_options(options.threads), chain)
+    cached = options.cache_optimized and options.device != "tensorrt"
+    session = _build_cached(model, options.threads, chain) if cached else None
+    if session is None:
+        session = _build(model, _session_options(options.threads, chain), chain)
+    if cached:
+        modelcache.refresh_later(model)
     used = tuple(session.get_providers())
     note = ""
     if options.device == "auto" and CUDA not in used and not nvidia_present():

@@ -62,6 +62,7 @@ def test_tray_comes_up_loading_then_idle(controller: tuple[Controller, HandSourc
     app, _ = controller
     assert app.state.model_ready
     assert "Perch: idle" in app.tray.icon.toolTip() and "words-tdt" in app.tray.icon.toolTip()
+    assert re.search(r"^loaded in \d+\.\d s$", app.tray.icon.toolTip(), re.MULTILINE)
 
 
 def test_push_to_talk_over_the_socket_gives_the_text(
@@ -86,6 +87,7 @@ def test_push_to_talk_over_the_socket_gives_the_text(
     assert QApplication.clipboard().text() == "seven three five"
     assert "seven three five" in app.caption.text_label.text()  # the caption showed the final
     assert "after release" in app.caption.latency_label.text()
+    assert re.search(r"^loaded in \d+\.\d s · runs \d+× faster than real time$", app.tray.icon.toolTip(), re.M)
     history = app.options.history
     assert history is not None
     # The history is written on its own thread, after the text was delivered.
@@ -297,6 +299,8 @@ def test_tray_menu_changes_settings(
     assert isinstance(model_menu, QMenu)
     labels = [a.text() for a in model_menu.actions()]
     assert any("v3" in label and "25" in label for label in labels) and any("v2" in label for label in labels)
+    status = model_menu.actions()[0]
+    assert re.fullmatch(r"Loaded in \d+\.\d s", status.text()) and not status.isEnabled()
     assert "Automatic (int8 on CPU, fp32 on GPU)" in labels
     app.options.weights = WeightsChoice("int8", "auto", "auto: the model runs on the CPU")
     app.tray.menu.aboutToShow.emit()

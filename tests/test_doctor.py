@@ -300,8 +300,10 @@ def test_model_check_with_the_words_model_and_a_load(words_model: Path) -> None:
     assert model.status == "ok" and "(int8)" in model.summary and "is ready" in model.summary
     assert "quantization: auto → int8 (auto: the model runs on the CPU)" in model.details
     load = results["Model load"]
-    assert load.status == "ok" and re.search(r"loaded in \d+\.\d s on the CPU", load.summary)
+    assert load.status == "ok"
+    assert re.fullmatch(r"loaded in \d+\.\d s on the CPU · runs \d+(\.\d)?× faster than real time", load.summary)
     assert "providers: CPUExecutionProvider" in load.details
+    assert any(re.fullmatch(r"load \d+\.\d\d s; 5 s of audio took \d+ ms", line) for line in load.details)
 
 
 def test_model_check_explains_the_device_fallback() -> None:

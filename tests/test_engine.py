@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from stt.engine import Recognizer
+from stt import modelcache
+from stt.engine import LoadReport, Recognizer
 from stt.errors import AudioError, NumericError
 from stt.features import log_mel
 from stt.instrument import Instrumentation
@@ -133,24 +135,51 @@ def test_environment_switches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert not Instrumentation.from_env().nan_guard
 
 
-def test_load_report(recognizer: Recognizer) -> None:
+def test_load_report(words_model: Path, speak: Speak) -> None:
+    recognizer = Recognizer(ModelFiles.locate(words_model, "int8"), RuntimeOptions(device="cpu"))
     report = recognizer.report
     assert report.device == "cpu" and report.providers == ("CPUExecutionProvider",)
     assert report.notes == ()
-    assert report.load_seconds > 0 and report.warmup_seconds > 0
+    assert report.load_seconds > 0 and report.warmup_seconds == 0  # a first run on the CPU needs no warm-up
+    assert report.realtime_factor is None and report.summary() == f"loaded in {report.load_seconds:.1f} s"
+    audio = speak("hello world")
+    took = recognizer.transcribe(audio).timings.total / 1000
+    assert recognizer.speed.audio_seconds == pytest.approx(len(audio) / 16000)
+    assert 0 < recognizer.speed.busy_seconds <= took
+    factor = recognizer.report.realtime_factor
+    assert factor == recognizer.speed.audio_seconds / recognizer.speed.busy_seconds
+    assert re.fullmatch(r"loaded in \d+\.\d s · runs \d+(\.\d)?× faster than real time", recognizer.report.summary())
+    recognizer.transcribe(np.zeros(16000, dtype=np.float32))  # silence is skipped, and does not count
+    assert recognizer.report.realtime_factor == factor
 
 
-def test_optimised_graph_is_cached_and_reused(
+@pytest.mark.parametrize(
+    ("factor", "text"),
+    [
+        (None, "loaded in 1.7 s"),
+        (14.4, "loaded in 1.7 s · runs 14× faster than real time"),
+        (2.46, "loaded in 1.7 s · runs 2.5× faster than real time"),
+        (0.62, "loaded in 1.7 s · runs at 0.6× real time, slower than speech"),
+    ],
+)
+def test_load_summary(factor: float | None, text: str) -> None:
+    assert LoadReport("cpu", (), (), 1.2, 0.5, factor).summary() == text
+
+
+def test_weights_index_is_written_after_the_first_load_and_used_by_later_ones(
     words_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert modelcache.wait_idle(30)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    files = ModelFiles.locate(words_model, "fp32")
-    first = Recognizer(files, RuntimeOptions(device="cpu"), warm_up=False)
-    cached = sorted((tmp_path / "perch" / "optimized").glob("*/model.onnx"))
-    assert len(cached) == 2  # encoder and decoder+joint
-    stamps = [p.stat().st_mtime_ns for p in cached]
-    second = Recognizer(files, RuntimeOptions(device="cpu"), warm_up=False)
-    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    monkeypatch.setattr(modelcache, "MIN_GAIN_BYTES", 0)
+    files = ModelFiles.locate(words_model, "int8")
+    first = Recognizer(files, RuntimeOptions(device="cpu"))
+    assert modelcache.wait_idle(30)
+    index = modelcache.cached_index(files.encoder)
+    assert index is not None and index.stat().st_size < files.encoder.stat().st_size / 10
+    second = Recognizer(files, RuntimeOptions(device="cpu"))
+    assert modelcache.wait_idle(30)
     audio = np.random.default_rng(3).normal(0, 0.1, 32000).astype(np.float32)
+    assert np.array_equal(first.encode(audio)[0], second.encode(audio)[0])
     assert first.transcribe(audio).token_ids == second.transcribe(audio).token_ids
     assert not list((tmp_path / "perch" / "optimized").glob("*.tmp*"))

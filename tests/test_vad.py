@@ -17,6 +17,7 @@ from onnx import TensorProto, helper
 
 from stt.errors import ModelFileError
 from stt.resources import resources_dir, vad_model_path
+from stt.segmenter import SpeechEnded
 from stt.vad import (
     FRAME,
     SegmentEnded,
@@ -265,6 +266,7 @@ def check_events(events: list[SegmentEvent]) -> None:
     open_start: int | None = None
     last_end = 0
     for event in events:
+        assert not isinstance(event, SpeechEnded), "no early cuts without cut_after_s"
         if isinstance(event, SpeechStarted):
             assert open_start is None
             open_start = event.start

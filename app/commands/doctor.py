@@ -31,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the details under each line")
     parser.add_argument("--full", action="store_true", help="also compare the sha256 of every model file (slow)")
-    parser.add_argument("--load", action="store_true", help="load the model and transcribe a second of audio")
+    parser.add_argument("--load", action="store_true", help="load the model and time a 5 s transcription")
     parser.add_argument("--mic", "--input", dest="mic", metavar="NAME|INDEX", help="microphone (from the settings)")
     add_model_options(parser)
     # The settings decide unless an option is given.

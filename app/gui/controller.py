@@ -510,6 +510,7 @@ class Controller(QObject):
         if recognizer is not None:
             device = "CUDA" if recognizer.device in ("cuda", "tensorrt") else "CPU"
             lines.append(f"on {device}" + (f" ({self.device_note})" if self.device_note else ""))
+            lines.append(recognizer.report.summary())
         if self.state.model_error:
             lines.append(self.state.model_error)
         return "\n".join(lines)

@@ -76,6 +76,10 @@ def build_menu(menu: QMenu, app: Controller) -> None:
         current = settings.current()
         _microphone_menu(menu.addMenu("Microphone"), app, current.microphone)
         model = menu.addMenu("Model")
+        status = model_status(app)
+        if status:
+            model.addAction(status).setEnabled(False)
+            model.addSeparator()
         models = [(_model_label(spec.name, spec.description), spec.name) for spec in CATALOG.values()]
         if current.model not in CATALOG:
             models.append((f"Folder: {current.model}", current.model))
@@ -106,6 +110,15 @@ def build_menu(menu: QMenu, app: Controller) -> None:
     menu.addAction("Check setup…").triggered.connect(app.windows.show_check_setup)
     menu.addSeparator()
     menu.addAction("Quit").triggered.connect(app.quit)
+
+
+def model_status(app: Controller) -> str:
+    """ "Loaded in 1.9 s · runs 14× faster than real time" for the model in use; empty while none is loaded."""
+    recognizer = app.worker.recognizer
+    if recognizer is None:
+        return ""
+    summary = recognizer.report.summary()
+    return summary[:1].upper() + summary[1:]
 
 
 def _model_label(name: str, description: str) -> str:
