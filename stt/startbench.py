@@ -73,7 +73,10 @@ def _peak_mb(command: list[str], env: dict[str, str]) -> tuple[float, float, str
 
 
 def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    """Disk the folder takes: links (hard or symbolic) to files that live elsewhere are not counted."""
+    return sum(
+        p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink == 1
+    )
 
 
 def run_startup_bench(

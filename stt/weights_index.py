@@ -158,8 +158,9 @@ class _Writer:
                 external = _varint(self.buf, field.payload, field.end)[0] == EXTERNAL
                 continue
             if field.number == TENSOR_EXTERNAL_DATA and field.wire == BYTES:
-                external = True
-                self._external_file(field)
+                # Such a model maps its weights already, and a hard link to its data file would make the onnx
+                # package refuse it ("a potential hardlink attack").
+                raise UnindexableModelError("its weights are in external data files already")
             kept += self.buf[field.start : field.end]
         if external or raw is None or raw.end - raw.payload < MIN_EXTERNAL_BYTES:
             return bytes(self.buf[tensor.start : tensor.end])
@@ -168,16 +169,6 @@ class _Writer:
         kept += _entry("length", str(raw.end - raw.payload))
         kept += _encode_varint(TENSOR_DATA_LOCATION << 3 | VARINT) + _encode_varint(EXTERNAL)
         return _bytes_field(tensor.number, bytes(kept))
-
-    def _external_file(self, entry: Field) -> None:
-        """Note the file an external tensor already lives in; it must sit next to the model."""
-        parts = {f.number: bytes(self.buf[f.payload : f.end]) for f in fields(self.buf, entry.payload, entry.end)}
-        if parts.get(ENTRY_KEY) != b"location":
-            return
-        location = parts.get(ENTRY_VALUE, b"").decode("utf-8", "replace")
-        if not location or Path(location).name != location or location in (".", ".."):
-            raise UnindexableModelError(f"external data in {location!r}, not beside the model")
-        self.files.add(location)
 
 
 def build_index(model: Path) -> Index:

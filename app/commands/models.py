@@ -8,7 +8,6 @@ import time
 from typing import TextIO
 
 from app.commands.common import error
-from stt import hub
 from stt.catalog import DEFAULT_MODEL, Quantization
 from stt.errors import PerchError
 from stt.quantization import AUTO_RULE, QUANTIZATION_CHOICES, QuantizationChoice, resolve_weights
@@ -69,6 +68,8 @@ def _quantization(args: argparse.Namespace) -> Quantization:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print a table of catalog models."""
+    from stt import hub  # huggingface_hub and httpx: only for the commands that use them
+
     rows = [("NAME", "QUANTIZATION", "SIZE", "DOWNLOADED", "PATH")]
     rows += [
         (s.name, s.quantization, _size(s.approx_size), "yes" if s.downloaded else "no", str(s.path))
@@ -82,6 +83,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     """Download one model variant with a progress display on stderr."""
+    from stt import hub  # huggingface_hub and httpx: only for the commands that use them
+
     name: str = args.name
     quantization = _quantization(args)
     try:
@@ -105,6 +108,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Check a downloaded variant; exit 1 with the fix when it is broken."""
+    from stt import hub  # huggingface_hub and httpx: only for the commands that use them
+
     name: str = args.name
     quantization = _quantization(args)
     try:
@@ -123,6 +128,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_remove(args: argparse.Namespace) -> int:
     """Delete a model's folder."""
+    from stt import hub  # huggingface_hub and httpx: only for the commands that use them
+
     try:
         path = hub.remove(args.name)
     except PerchError as exc:
