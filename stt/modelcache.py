@@ -159,11 +159,11 @@ _busy = False
 _cleaned = False
 
 
-def refresh_later(model: Path) -> None:
-    """After a load: in a background thread, clear old caches (once) and write `model`'s index if it lacks one."""
+def refresh_later(*models: Path) -> None:
+    """After a load: in a background thread, clear old caches (once) and write each model's index if it lacks one."""
     global _busy  # noqa: PLW0603
     with _lock:
-        _queue.append(model)
+        _queue.extend(models)
         if _busy:
             return
         _busy = True

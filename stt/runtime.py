@@ -246,14 +246,20 @@ def create_session(
     model: Path,
     options: RuntimeOptions,
     trt_profile: dict[str, str] | None = None,
+    *,
+    refresh_cache: bool = True,
 ) -> tuple[ort.InferenceSession, SessionInfo]:
-    """Create a session on the best device allowed, and say why when the asked-for one is not used."""
+    """Create a session on the best device allowed, and say why when the asked-for one is not used.
+
+    refresh_cache: write the model's weights index in the background now; a caller loading several models
+    passes False and calls `modelcache.refresh_later` once they are all loaded, so that it never runs beside a load.
+    """
     chain = provider_chain(options.device, trt_profile)
     cached = options.cache_optimized and options.device != "tensorrt"
     session = _build_cached(model, options.threads, chain) if cached else None
     if session is None:
         session = _build(model, _session_options(options.threads, chain), chain)
-    if cached:
+    if cached and refresh_cache:
         modelcache.refresh_later(model)
     used = tuple(session.get_providers())
     note = ""

@@ -269,3 +269,23 @@ def test_removing_a_model_removes_its_index(
     modelstore.remove("mine")
     assert not copy.exists()
     assert not any(cache.iterdir())  # its hard link went too, so the disk space is back
+
+
+def test_a_recognizer_indexes_its_models_once_both_are_loaded(
+    model_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stt.engine import Recognizer
+    from stt.modelfiles import ModelFiles
+
+    queued: list[tuple[Path, ...]] = []
+    refresh = modelcache.refresh_later
+
+    def recording(*models: Path) -> None:
+        queued.append(models)
+        refresh(*models)
+
+    monkeypatch.setattr(modelcache, "refresh_later", recording)
+    Recognizer(ModelFiles.locate(model_dir, "int8"), CPU)
+    assert queued == [(model_dir / ENCODER_INT8_FILE, model_dir / DECODER_INT8_FILE)]  # one call, after both loads
+    assert modelcache.wait_idle(30)
+    assert modelcache.cached_index(model_dir / ENCODER_INT8_FILE) is not None
