@@ -228,7 +228,8 @@ def _build(model: Path, options: ort.SessionOptions, chain: ProviderChain) -> or
 
 
 def _build_cached(model: Path, threads: int, chain: ProviderChain) -> ort.InferenceSession | None:
-    """A session from the model's weights index, when one is cached and loads."""
+    """A session from the model's weights index, when one is cached (or, for a small model, can be made now)."""
+    modelcache.index_if_small(model)
     index = modelcache.cached_index(model)
     if index is None:
         return None

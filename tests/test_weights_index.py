@@ -176,6 +176,7 @@ def test_first_load_is_plain_and_later_loads_use_the_index(
         return build(path, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runtime, "_build", recording)
+    monkeypatch.setattr(modelcache, "SMALL_MODEL_BYTES", 0)  # as large as the real encoder
     model = model_dir / ENCODER_INT8_FILE
     first, _ = create_session(model, CPU)
     assert modelcache.wait_idle(30)
@@ -289,3 +290,21 @@ def test_a_recognizer_indexes_its_models_once_both_are_loaded(
     assert queued == [(model_dir / ENCODER_INT8_FILE, model_dir / DECODER_INT8_FILE)]  # one call, after both loads
     assert modelcache.wait_idle(30)
     assert modelcache.cached_index(model_dir / ENCODER_INT8_FILE) is not None
+
+
+def test_a_small_model_is_indexed_before_its_first_load(
+    model_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    build = runtime._build
+
+    def recording(path: Path, *args: object) -> ort.InferenceSession:
+        built.append(path.name)
+        return build(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "_build", recording)
+    model = model_dir / ENCODER_INT8_FILE
+    assert model.stat().st_size <= modelcache.SMALL_MODEL_BYTES
+    create_session(model, CPU)
+    assert built == [modelcache.INDEX_FILE]  # the first load maps the weights already
+    assert modelcache.cached_index(model) is not None
