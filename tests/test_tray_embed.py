@@ -80,3 +80,19 @@ def test_without_a_tray_host_a_control_window_appears(perch_app: Callable[..., A
         time.sleep(0.05)
     display.close()
     assert "no system tray is available" in perch.log()
+
+
+def test_each_click_of_a_quick_pair_toggles(qtbot: Any) -> None:
+    """Qt reports the second of two quick clicks as a double click: it must toggle too, or a quick start-and-stop
+    leaves dictation on."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from app.gui.tray import Tray
+
+    clicks: list[int] = []
+    tray = Tray(QIcon(), lambda menu: None, lambda: clicks.append(1))
+    reason = QSystemTrayIcon.ActivationReason
+    for each in (reason.Trigger, reason.DoubleClick, reason.Context, reason.MiddleClick):
+        tray.icon.activated.emit(each)
+    assert len(clicks) == 2

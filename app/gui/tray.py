@@ -70,7 +70,8 @@ class Tray(QObject):
         self._build_menu(self.menu)
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
-        if reason == QSystemTrayIcon.ActivationReason.Trigger:
+        # Qt reports the second of two quick clicks as a double click, not a second Trigger: each click counts.
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
             self._on_click()
 
 
