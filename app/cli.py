@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app import __version__
-from app.commands import bench, control, devices, doctor, listen, models, transcribe
+from app.commands import bench, control, devices, doctor, listen, models, serve, transcribe
 from app.commands.common import add_model_options
 
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     bench.add_parser(sub)
     doctor.add_parser(sub)
+    serve.add_parser(sub)
     control.add_parsers(sub)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,17 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[npt.NDArray[np.float32], i
         data = read_block(handle)
         rate = handle.samplerate
     samples: npt.NDArray[np.float32] = np.ascontiguousarray(data, dtype=np.float32)
+    return samples, int(rate)
+
+
+def read_audio_bytes(data: bytes, name: str = "upload") -> tuple[npt.NDArray[np.float32], int]:
+    """Decode an audio file held in memory (it is never written to disk): float32 [frames, channels] and its rate;
+    `name` only appears in messages."""
+    if not data:
+        raise AudioError(f"Audio file {name} is empty (0 bytes). Record or export it again.")
+    with _decode_errors(Path(name)), stderr_to_log(f"decoding {name}"):
+        data_2d, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    samples: npt.NDArray[np.float32] = np.ascontiguousarray(data_2d, dtype=np.float32)
     return samples, int(rate)
 
 
