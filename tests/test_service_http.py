@@ -5,13 +5,9 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +32,7 @@ from stt.errors import TranscriptionError
 from stt.worker import EngineWorker, WorkerOptions
 
 from .conftest import ROOT
+from .service_process import free_port, health, wait_until_healthy
 
 SPOKEN = "seven three five hello world"
 
@@ -53,40 +50,20 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _health(base: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{base}/health", timeout=5) as reply:
-            return int(reply.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 @pytest.fixture(scope="module")
 def served(
     words_model: Path, speech_file: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """One `perch serve` for the module, with a generated token (from the isolated config directory)."""
     speech = speech_file(SPOKEN)
-    port = _free_port()
+    port = free_port()
     output = tmp_path_factory.mktemp("serve") / "stdout.txt"
     command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
     command += ["--port", str(port)]
     with output.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
         served = Served(process, port, "", speech, output)
-        deadline = time.monotonic() + 60
-        while _health(served.base) != 200:
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.1)  # polling /health is how a client waits for the model, too
+        wait_until_healthy(process, served.base, output)
         served.token = token_path().read_text().strip()
         yield served
         if process.poll() is None:
@@ -255,7 +232,7 @@ def test_still_answers_after_the_bad_requests(served: Served) -> None:
 def test_ctrl_c_stops_cleanly(served: Served) -> None:
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(timeout=30) == 0, served.output.read_text()
-    assert _health(served.base) == 0
+    assert health(served.base) == 0
 
 
 def test_token_is_generated_private_and_reused(tmp_path: Path) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.commands.common import add_model_options, error, model_files, runtime_options, setup_logging
+
+if TYPE_CHECKING:
+    from app.service.wyoming_server import WyomingOptions
 
 
 def add_parser(subparsers: Any) -> None:
@@ -27,8 +31,52 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--allow-host", action="append", default=[], metavar="NAME", help="another Host name clients may use"
     )
+    add_wyoming_options(parser)
     add_model_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_wyoming_options(parser: argparse.ArgumentParser) -> None:
+    """`--wyoming` and where it listens."""
+    from app.service.wyoming_server import DEFAULT_WYOMING_HOST, DEFAULT_WYOMING_PORT
+
+    group = parser.add_argument_group("Wyoming (Home Assistant)")
+    group.add_argument("--wyoming", action="store_true", help="also serve the Wyoming protocol (no authentication)")
+    group.add_argument(
+        "--wyoming-port", type=int, default=DEFAULT_WYOMING_PORT, metavar="PORT", help=f"({DEFAULT_WYOMING_PORT})"
+    )
+    group.add_argument(
+        "--wyoming-host", default=DEFAULT_WYOMING_HOST, metavar="ADDR", help=f"({DEFAULT_WYOMING_HOST}: this machine)"
+    )
+    group.add_argument(
+        "--wyoming-allow",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="ADDR",
+        help="client addresses or networks let in besides this machine (needed with another --wyoming-host)",
+    )
+
+
+def wyoming_options(args: argparse.Namespace) -> WyomingOptions | None:
+    """The Wyoming options, None without `--wyoming`; raises ValueError with what to do."""
+    from app.service.server import is_loopback
+    from app.service.wyoming_server import WyomingOptions, parse_allowed
+
+    if not args.wyoming:
+        return None
+    if not 0 < args.wyoming_port < 65536:
+        raise ValueError("--wyoming-port must be between 1 and 65535")
+    try:
+        allowed = parse_allowed(args.wyoming_allow)
+    except ValueError as exc:
+        raise ValueError(f"--wyoming-allow: {exc}") from None
+    if not is_loopback(args.wyoming_host) and not allowed:
+        raise ValueError(
+            f"Wyoming has no authentication: to listen on {args.wyoming_host}, name the clients allowed with "
+            "--wyoming-allow ADDR (e.g. Home Assistant's address)"
+        )
+    return WyomingOptions(host=args.wyoming_host, port=args.wyoming_port, allowed=allowed, debug=args.debug)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from app.service.recognition import WorkerTranscriber
     from app.service.server import ServiceOptions, build_server, is_loopback
     from app.service.token import load_or_create_token, token_path
+    from app.service.wyoming_server import WyomingStartError, serve_with
     from stt.engine import Recognizer
     from stt.errors import PerchError
     from stt.events import Error, Event
@@ -44,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.debug)
     if args.max_sessions < 1 or not 0 < args.port < 65536:
         error("--max-sessions must be 1 or more and --port between 1 and 65535")
+        return 2
+    try:
+        wyoming = wyoming_options(args)
+    except ValueError as exc:
+        error(str(exc))
         return 2
     if not is_loopback(args.host):
         print(
@@ -78,6 +132,15 @@ def run(args: argparse.Namespace) -> int:
     server = build_server(WorkerTranscriber(worker, name), service)
     where = "given with --token" if args.token else f"in {token_path()}"
     print(f"perch: serving {name} at {service.url} (token {where}); Ctrl+C stops", flush=True)
+    wyoming_server = None
+    if wyoming is not None:
+        from app import __version__
+        from app.service.wyoming_server import WyomingServer
+
+        wyoming_server = WyomingServer(WorkerTranscriber(worker, name), wyoming, __version__)
+        if not args.debug:  # refused and dropped clients are worth seeing; the log never holds audio or text
+            logging.getLogger("perch.service.wyoming").setLevel(logging.INFO)
+        print(f"perch: Wyoming for Home Assistant at {wyoming_server.uri}", flush=True)
     failed = threading.Event()
 
     def stop_if_the_model_fails() -> None:
@@ -89,9 +152,15 @@ def run(args: argparse.Namespace) -> int:
     worker.start()
     threading.Thread(target=stop_if_the_model_fails, name="perch-serve-load", daemon=True).start()
     try:
-        server.run()
+        if wyoming_server is None:
+            server.run()
+        else:
+            asyncio.run(serve_with(server, wyoming_server))
     except KeyboardInterrupt:
         pass  # uvicorn has shut down cleanly and re-raises the signal it caught
+    except WyomingStartError as exc:
+        error(f"{exc} (choose another --wyoming-port)")
+        failed.set()
     finally:
         worker.close()
     logging.getLogger("perch.service").info("stopped")
