@@ -219,8 +219,10 @@ class EngineWorker:
         self._put(_Options(options))
 
     def submit(self, work: Callable[[Recognizer], T]) -> Future[T]:
-        """Run `work(recognizer)` on the engine thread after the jobs already waiting (the model is not
-        thread-safe: its sessions keep device buffers); the future fails when the model did not load."""
+        """Run `work(recognizer)` on the engine thread after the submitted work already waiting, and after any
+        dictation job that waits or arrives before it starts (the model is not thread-safe: its sessions keep
+        device buffers); the future fails when the model did not load. Keep each piece of work short: one that
+        runs delays a dictation final by what is left of it."""
         future: Future[T] = Future()
         with self._cond:
             if self._closing:
@@ -294,7 +296,7 @@ class EngineWorker:
                 while not self._jobs and not self._closing and not self._partial_due() and not self._file_due():
                     self._cond.wait(self._pacer.wait() if self._partial_waits() else None)
                 if self._jobs:
-                    job: _Job | None = self._jobs.popleft()
+                    job: _Job | None = self._next_job()
                 elif self._closing:
                     break
                 elif self._partial_due():
@@ -318,6 +320,16 @@ class EngineWorker:
                     self._partial_run = self._file_run = None
                     self._working = False
         self._fail_files("Perch is quitting; the transcription was not finished")
+
+    def _next_job(self) -> _Job:
+        """The oldest job, except that dictation's jobs go before submitted work that waits (the person at the
+        keyboard comes first); each kind keeps its own order."""
+        if isinstance(self._jobs[0], _Call):
+            for index, job in enumerate(self._jobs):
+                if not isinstance(job, _Call):
+                    del self._jobs[index]
+                    return job
+        return self._jobs.popleft()
 
     def _file_due(self) -> bool:
         return bool(self._files) and not self._utterances and self.recognizer is not None

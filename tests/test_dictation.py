@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -405,3 +407,34 @@ def test_work_submitted_without_a_model_fails_with_the_load_error() -> None:
     with pytest.raises(Exception, match="no such model"):
         worker.submit(lambda r: 0).result(timeout=10)
     worker.close()
+
+
+def test_dictation_goes_before_submitted_work_that_waits(recognizer: Recognizer, speak: Speak) -> None:
+    """Work from other programs (the speech service) waits while the person's dictation is transcribed."""
+    order: list[str] = []
+    events = Recorder()
+
+    def emit(event: object) -> None:
+        if isinstance(event, Final):
+            order.append("final")
+        events(event)  # type: ignore[arg-type]
+
+    worker = EngineWorker(lambda: recognizer, emit, WorkerOptions(partials="off"))
+    worker.start()
+    worker.ready.wait()
+    gate = threading.Event()
+    try:
+        running = worker.submit(lambda _r: gate.wait(10))
+        queued = [worker.submit(functools.partial(lambda name, _r: order.append(name), f"api{i}")) for i in range(3)]
+        speech = speak("stop go")
+        worker.open_segment(1, 0, 0.0)
+        worker.close_segment(1, 0, speech, offset=0.0, start=0.0, end=len(speech) / 16000)
+        worker.end_utterance(1, time.monotonic(), None)
+        gate.set()
+        running.result(10)
+        for future in queued:
+            future.result(10)
+    finally:
+        worker.close()
+    assert order == ["final", "api0", "api1", "api2"]
+    assert events.of(Final)[0].text == "stop go"
