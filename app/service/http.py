@@ -16,13 +16,14 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from app.service.errors import error_body, error_response
 from app.service.guard import Guard, GuardRules
 from app.service.recognition import WorkerTranscriber
 from app.service.responses import RESPONSE_FORMATS, render, sse_event
+from app.service.stream import StreamEndpoint
 from stt.audio import read_audio_bytes, to_mono_16k
 from stt.errors import AudioError, PerchError
 from stt.text import join_texts
@@ -47,11 +48,13 @@ class ApiOptions:
 def create_app(transcriber: WorkerTranscriber, options: ApiOptions) -> Starlette:
     """The ASGI application, every route behind the guard."""
     api = _Api(transcriber, options)
+    stream = StreamEndpoint(transcriber, options.max_sessions, options.debug)
     return Starlette(
         routes=[
             Route("/health", api.health, methods=["GET"]),
             Route("/v1/models", api.models, methods=["GET"]),
             Route("/v1/audio/transcriptions", api.transcriptions, methods=["POST"]),
+            WebSocketRoute("/v1/stream", stream.__call__),
         ],
         middleware=[Middleware(Guard, rules=options.rules)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -30,6 +30,8 @@ class _Keep:
 
 
 KEEP = _Keep()
+BoostChoice = Boost | _Keep | None
+"""A run's boost: a compiled one, none at all, or `KEEP`."""
 
 
 class WorkerTranscriber:
@@ -51,12 +53,12 @@ class WorkerTranscriber:
         recognizer = self.worker.recognizer
         if recognizer is None:
             raise ModelError(f"the model is not loaded ({self.worker.load_error or 'still loading'})")
-        boost: Boost | _Keep | None = KEEP
+        boost: BoostChoice = KEEP
         if vocabulary:
-            boost = await self._run(functools.partial(_compile, tuple(vocabulary)))
+            boost = await self._run(functools.partial(compile_boost, tuple(vocabulary)))
         max_samples = int(recognizer.max_segment_seconds * SAMPLE_RATE)
         for start, piece in segment_stream([samples], max_samples):
-            part = await self._run(functools.partial(_recognize, piece, start / SAMPLE_RATE, boost))
+            part = await self._run(functools.partial(recognize_with, piece, start / SAMPLE_RATE, boost))
             yield part, start + len(piece)
 
     async def transcribe(self, samples: npt.NDArray[np.float32], vocabulary: Sequence[str] = ()) -> Transcript:
@@ -73,13 +75,13 @@ class WorkerTranscriber:
         return await asyncio.wrap_future(self.worker.submit(work))
 
 
-def _compile(texts: tuple[str, ...], recognizer: Recognizer) -> Boost | None:
+def compile_boost(texts: tuple[str, ...], recognizer: Recognizer) -> Boost | None:
     phrases = [Phrase(text, where=f"vocabulary entry {i}") for i, text in enumerate(texts, start=1)]
     return compile_vocabulary(phrases, recognizer.phrase_tokenizer().encode, DEFAULT_STRENGTH).boost
 
 
-def _recognize(
-    samples: npt.NDArray[np.float32], offset: float, boost: Boost | _Keep | None, recognizer: Recognizer
+def recognize_with(
+    samples: npt.NDArray[np.float32], offset: float, boost: BoostChoice, recognizer: Recognizer
 ) -> Transcript:
     """One segment with the request's boost, restoring the recogniser's own afterwards (dictation's vocabulary)."""
     if isinstance(boost, _Keep):

@@ -10,6 +10,7 @@ import uvicorn
 from app.service.guard import GuardRules
 from app.service.http import ApiOptions, create_app
 from app.service.recognition import WorkerTranscriber
+from app.service.stream import MAX_MESSAGE_BYTES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8737
@@ -68,5 +69,6 @@ def build_server(transcriber: WorkerTranscriber, options: ServiceOptions) -> uvi
         access_log=options.debug,
         lifespan="off",
         server_header=False,
+        ws_max_size=MAX_MESSAGE_BYTES,
     )
     return uvicorn.Server(config)

@@ -1,0 +1,295 @@
+"""`WS /v1/stream` of `perch serve`, driven by the real `websockets` client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import soxr
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from app.service.recognition import WorkerTranscriber
+from app.service.session import Final, SessionOptions
+from app.service.stream import PcmDecoder, StreamEndpoint, event_messages
+from app.service.token import token_path
+from stt.engine import Recognizer
+from stt.errors import TranscriptionError
+from stt.results import Word
+from stt.worker import EngineWorker, WorkerOptions
+
+from .conftest import ROOT, Speak
+from .service_process import free_port, wait_until_healthy
+
+MAX_SESSIONS = 2
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[str]
+    port: int
+    token: str
+    speech: npt.NDArray[np.float32]
+    """"seven three five", a second of silence, "hello world", at 16 kHz."""
+    first_end: float
+    """Where "seven three five" ends."""
+
+    def url(self, query: str = "") -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream{query}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="module")
+def served(words_model: Path, speak: Speak, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One `perch serve` for the module, taking two streams at once."""
+    first, second = speak("seven three five"), speak("hello world")
+    silence = np.zeros(16000, np.float32)
+    speech = np.concatenate([silence[:8000], first, silence, second, silence])
+    port = free_port()
+    output = tmp_path_factory.mktemp("stream") / "stdout.txt"
+    command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
+    command += ["--port", str(port), "--max-sessions", str(MAX_SESSIONS)]
+    with output.open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        wait_until_healthy(process, f"http://127.0.0.1:{port}", output)
+        token = token_path().read_text().strip()
+        yield Served(process, port, token, speech, (8000 + len(first)) / 16000)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _frames(samples: npt.NDArray[np.float32], rate: int, encoding: str) -> list[bytes]:
+    """40 ms frames of PCM."""
+    if encoding == "pcm_s16le":
+        data = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        width = 2
+    else:
+        data = samples.astype("<f4").tobytes()
+        width = 4
+    step = rate * 40 // 1000 * width
+    return [data[i : i + step] for i in range(0, len(data), step)]
+
+
+async def _stream(ws: ClientConnection, frames: list[bytes], *, pace: float = 0.0) -> list[dict[str, Any]]:
+    """Send every frame and stop; every message up to session.end."""
+    for frame in frames:
+        await ws.send(frame)
+        if pace:
+            await asyncio.sleep(pace)
+    await ws.send(json.dumps({"type": "stop"}))
+    return [json.loads(m) async for m in ws]
+
+
+def _check_transcript(messages: list[dict[str, Any]], served: Served) -> None:
+    kinds = [m["type"] for m in messages]
+    assert kinds[0] == "session.begin" and kinds[-1] == "session.end", kinds
+    assert "vad.speech_start" in kinds and "vad.speech_end" in kinds
+    finals = [m for m in messages if m["type"] == "final"]
+    text = " ".join(f["text"] for f in finals).lower()
+    assert text.split() == ["seven", "three", "five", "hello", "world"], text
+    words = [m for m in messages if m["type"] == "word"]
+    assert [w["word"].lower() for w in words] == text.split()
+    total = len(served.speech) / 16000
+    for word in words:
+        assert 0.4 <= word["start_time"] < word["end_time"] <= total, word
+        assert 0.0 <= word["confidence"] <= 1.0
+    assert words[2]["end_time"] <= served.first_end + 0.3 < words[3]["start_time"], words
+    for final in finals:
+        assert final["start_time"] < final["end_time"]
+        assert all(final["start_time"] - 0.4 <= w["start_time"] for w in final["words"])
+
+
+def test_streams_s16le_speech_in_real_time_to_partials_words_and_finals(served: Served) -> None:
+    async def run() -> list[dict[str, Any]]:
+        async with connect(served.url(), additional_headers=served.auth) as ws:
+            return await _stream(ws, _frames(served.speech, 16000, "pcm_s16le"), pace=0.04)
+
+    messages = asyncio.run(run())
+    _check_transcript(messages, served)
+    kinds = [m["type"] for m in messages]
+    assert "partial" in kinds[: kinds.index("final")], kinds
+    first = next(m["text"] for m in messages if m["type"] == "partial")
+    assert first.split()[0].lower() == "seven"
+
+
+def test_closes_a_stream_on_a_message_over_1_mib(served: Served) -> None:
+    async def run() -> int | None:
+        async with connect(served.url(), additional_headers=served.auth, max_size=None) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.begin"
+            await ws.send(bytes(2 << 20))
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            return closed.value.rcvd.code if closed.value.rcvd else None
+
+    assert asyncio.run(run()) == 1009
+
+
+def test_streams_f32_at_24khz(served: Served) -> None:
+    audio = soxr.resample(served.speech, 16000, 24000).astype(np.float32)
+
+    async def run() -> list[dict[str, Any]]:
+        url = served.url("?encoding=pcm_f32le&sample_rate=24000")
+        async with connect(url, additional_headers=served.auth) as ws:
+            return await _stream(ws, _frames(audio, 24000, "pcm_f32le"))
+
+    _check_transcript(asyncio.run(run()), served)
+
+
+def test_refuses_a_stream_without_the_token(served: Served) -> None:
+    async def run(headers: dict[str, str]) -> int | None:
+        try:
+            async with connect(served.url(), additional_headers=headers) as ws:
+                await ws.recv()
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        return None
+
+    assert asyncio.run(run({})) in (1008, 403)
+    assert asyncio.run(run({"Authorization": "Bearer wrong"})) in (1008, 403)
+
+
+def test_refuses_a_stream_past_max_sessions(served: Served) -> None:
+    async def run() -> tuple[int, str]:
+        open_ones = [await connect(served.url(), additional_headers=served.auth) for _ in range(MAX_SESSIONS)]
+        try:
+            for ws in open_ones:
+                assert json.loads(await ws.recv())["type"] == "session.begin"
+            async with connect(served.url(), additional_headers=served.auth) as extra:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await extra.recv()
+            assert closed.value.rcvd is not None
+            return closed.value.rcvd.code, closed.value.rcvd.reason
+        finally:
+            for ws in open_ones:
+                await ws.close()
+
+    code, reason = asyncio.run(run())
+    assert code == 1013 and "2 streams" in reason
+
+
+def test_garbage_text_is_an_error_and_the_session_goes_on(served: Served) -> None:
+    async def run() -> list[dict[str, Any]]:
+        async with connect(served.url(), additional_headers=served.auth) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.begin"
+            await ws.send("not json {")
+            error = json.loads(await ws.recv())
+            assert error["type"] == "error" and error["message"]
+            await ws.send(json.dumps({"type": "config", "vocabulary": "seven"}))
+            assert json.loads(await ws.recv())["type"] == "error"
+            await ws.send(json.dumps({"type": "config", "vocabulary": ["hello world"]}))
+            return [error, *await _stream(ws, _frames(served.speech, 16000, "pcm_s16le"))]
+
+    messages = asyncio.run(run())
+    finals = " ".join(m["text"] for m in messages if m["type"] == "final").lower()
+    assert "hello world" in finals
+    assert messages[-1]["type"] == "session.end"
+
+
+def test_a_client_that_leaves_does_not_disturb_another(served: Served) -> None:
+    frames = _frames(served.speech, 16000, "pcm_s16le")
+
+    async def leaver() -> None:
+        ws = await connect(served.url(), additional_headers=served.auth)
+        for frame in frames[: len(frames) // 2]:
+            await ws.send(frame)
+        ws.transport.abort()  # gone without a closing handshake
+
+    async def stayer() -> list[dict[str, Any]]:
+        async with connect(served.url(), additional_headers=served.auth) as ws:
+            return await _stream(ws, frames, pace=0.002)
+
+    async def run() -> list[dict[str, Any]]:
+        left = asyncio.create_task(leaver())
+        messages = await stayer()
+        await left
+        return messages
+
+    _check_transcript(asyncio.run(run()), served)
+    assert served.process.poll() is None
+
+
+def test_pcm_decoder_keeps_split_samples_and_resamples() -> None:
+    decoder = PcmDecoder("pcm_s16le", 16000)
+    data = (np.array([0.5, -0.25], np.float32) * 32768).astype("<i2").tobytes()
+    assert decoder.decode(data[:3]).tolist() == [0.5]
+    assert decoder.decode(data[3:]).tolist() == [-0.25]
+    resampler = PcmDecoder("pcm_f32le", 48000)
+    out = np.concatenate([resampler.decode(np.ones(4800, "<f4").tobytes()), resampler.decode(b"", last=True)])
+    assert abs(len(out) - 1600) <= 2
+    with pytest.raises(ValueError, match="encoding"):
+        PcmDecoder("mulaw", 16000)
+
+
+def test_a_final_becomes_word_messages_then_the_final() -> None:
+    final = Final("hello world", 1.0, 2.0, [Word("hello", 1.0, 1.4, 0.9), Word("world", 1.5, 2.0, 0.8)])
+    messages = event_messages(final)
+    assert [m["type"] for m in messages] == ["word", "word", "final"]
+    assert messages[0] == {"type": "word", "word": "hello", "start_time": 1.0, "end_time": 1.4, "confidence": 0.9}
+    assert messages[2]["words"][1]["word"] == "world" and messages[2]["end_time"] == 2.0
+
+
+class _FailingRecognizer:
+    """Loads, then fails every segment."""
+
+    max_segment_seconds = 20.0
+    boost = None
+
+    def transcribe_segment(self, samples: object, offset: float = 0.0, run_options: object = None) -> None:
+        raise TranscriptionError("the device went away")
+
+
+@pytest.fixture
+def failing_stream() -> Iterator[TestClient]:
+    """The stream route alone, on an engine that fails, with sessions that end after 0.5 s without audio."""
+    worker = EngineWorker(lambda: cast("Recognizer", _FailingRecognizer()), lambda event: None, WorkerOptions())
+    worker.start()
+    worker.ready.wait(10)
+    endpoint = StreamEndpoint(WorkerTranscriber(worker, "m"), 1, options=SessionOptions(idle_seconds=0.5))
+    with TestClient(Starlette(routes=[WebSocketRoute("/v1/stream", endpoint.__call__)])) as client:
+        yield client
+    worker.close()
+
+
+def test_an_engine_failure_is_an_error_message_and_the_session_ends_cleanly(
+    failing_stream: TestClient, speak: Speak
+) -> None:
+    audio = np.concatenate([np.zeros(8000, np.float32), speak("hello world"), np.zeros(16000, np.float32)])
+    with failing_stream.websocket_connect("/v1/stream") as ws:
+        assert ws.receive_json()["type"] == "session.begin"
+        for frame in _frames(audio, 16000, "pcm_s16le"):
+            ws.send_bytes(frame)
+        ws.send_text('{"type":"stop"}')
+        messages = []
+        while (message := ws.receive_json())["type"] != "session.end":
+            messages.append(message)
+    kinds = [m["type"] for m in messages]
+    assert "vad.speech_start" in kinds and "final" not in kinds
+    assert any(m["type"] == "error" and "the device went away" in m["message"] for m in messages)
+
+
+def test_a_silent_client_is_ended_after_the_idle_time(failing_stream: TestClient) -> None:
+    with failing_stream.websocket_connect("/v1/stream") as ws:
+        assert ws.receive_json()["type"] == "session.begin"
+        assert ws.receive_json()["type"] == "session.end"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1000 and "no audio" in closed.value.reason
