@@ -51,6 +51,7 @@ NoticeKind = Literal[
     "hotkeys-unavailable",
     "settings-reset",
     "transcription-failed",
+    "service-unavailable",
     "other",
 ]
 
@@ -67,6 +68,7 @@ TITLES: dict[NoticeKind, str] = {
     "hotkeys-unavailable": "Hotkeys unavailable",
     "settings-reset": "Settings reset",
     "transcription-failed": "Transcription failed",
+    "service-unavailable": "Other apps cannot use Perch",
     "other": "Perch",
 }
 
@@ -376,6 +378,12 @@ def from_settings_problem(text: str) -> Notice:
     """A notice for a setting that was replaced by its default, or a settings file that could not be used."""
     advice = "Open Settings to set it as you want it."
     return _notice("settings-reset", _with_advice(text, advice), key=f"settings-reset:{_digest(text)}")
+
+
+def from_service_problem(text: str) -> Notice:
+    """A notice for the API for other programs that could not start."""
+    advice = "Choose another port in Settings ▸ Other apps."
+    return _notice("service-unavailable", _with_advice(text, advice), key=f"service-unavailable:{_digest(text)}")
 
 
 def _other(message: str) -> Notice:

@@ -51,6 +51,7 @@ TYPING_STRATEGIES: tuple[TypingStrategy, ...] = ("auto", "type", "paste", "clipb
 VAD_THRESHOLD_RANGE = (0.1, 0.9)
 OPACITY_RANGE = (0.2, 1.0)
 FONT_SIZE_RANGE = (6, 96)
+SERVICE_PORT_RANGE = (1024, 65535)
 PREROLL_MS = 500
 """Audio kept from before the start of an utterance while the microphone stays open."""
 EXIT_THRESHOLD_GAP = 0.15
@@ -124,6 +125,12 @@ class Settings:
     """Recent recordings kept for re-transcription; 0 keeps none."""
     start_at_login: bool = False
     """Start Perch when the person logs in."""
+    service_enabled: bool = False
+    """Let programs on this computer transcribe through Perch's OpenAI-compatible API (loopback only)."""
+    service_port: int = 8737
+    """TCP port of that API on 127.0.0.1 (1024–65535)."""
+    service_wyoming: bool = False
+    """While serving, also serve the Wyoming protocol (Home Assistant) on 127.0.0.1:10300, without a token."""
     vocabulary: VocabularySettings = field(default_factory=VocabularySettings)
     """Words and phrases to boost, and replacements."""
 
@@ -191,6 +198,9 @@ _RULES: dict[str, rules.Rule] = {
     "history_keep_days": rules.integer(0),
     "keep_recordings": rules.integer(0),
     "start_at_login": rules.boolean(),
+    "service_enabled": rules.boolean(),
+    "service_port": rules.integer(*SERVICE_PORT_RANGE),
+    "service_wyoming": rules.boolean(),
 }
 
 _CAPTION_RULES: dict[str, rules.Rule] = {

@@ -27,6 +27,8 @@ class SettingsChange:
     """History turned on or off."""
     retention: bool = False
     autostart: bool = False
+    service: bool = False
+    """The API for other programs turned on or off, moved to another port, or Wyoming added or removed."""
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -44,6 +46,7 @@ _GROUPS: dict[str, tuple[str, ...]] = {
     "history": ("history_enabled",),
     "retention": ("history_keep_days", "keep_recordings"),
     "autostart": ("start_at_login",),
+    "service": ("service_enabled", "service_port", "service_wyoming"),
 }
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import socket
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +24,7 @@ from app.gui.controller import AppOptions, Controller
 from app.history import History
 from app.injection import X11Clipboard, text_formats
 from app.launch import LaunchSettings
+from app.service.token import replace_token, token_path
 from app.settings import SettingsStore, dictation_options
 from app.vocabulary_settings import ReplacementEntry, VocabularyEntry, VocabularySettings
 from stt.boost.replacements import Replacement
@@ -34,6 +38,7 @@ from stt.worker import WorkerOptions
 
 from .conftest import Speak
 from .live import HandSource, silence
+from .service_process import free_port, health
 from .xserver import TargetWindows, need_tools
 
 
@@ -268,6 +273,64 @@ def test_settings_changes_apply_without_a_restart(
     launch.update(quantization="int8")
     qtbot.waitUntil(lambda: loads == ["auto", "int8"] and app.state.phase is co.Phase.IDLE, timeout=20000)
     assert len(sources) == 3 and sources[2].running
+
+
+def _models_status(base: str, token: str) -> int:
+    request = urllib.request.Request(f"{base}/v1/models", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0  # restarting
+
+
+def test_settings_turn_the_service_for_other_apps_on_and_off(
+    configured: tuple[Controller, LaunchSettings, list[HandSource], list[str]], qtbot: QtBot
+) -> None:
+    app, launch, _sources, loads = configured
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    assert app.service.url == "" and health(base) == 0
+    launch.update(service_enabled=True, service_port=port)
+    qtbot.waitUntil(lambda: f"Serving other apps at {base}/v1" in app._tooltip(), timeout=5000)
+    assert app.service.worker is app.worker and health(base) == 200
+
+    launch.update(quantization="int8")  # a new model: the service follows it onto the new worker
+    qtbot.waitUntil(lambda: loads == ["auto", "int8"] and app.state.phase is co.Phase.IDLE, timeout=20000)
+    qtbot.waitUntil(lambda: app.service.worker is app.worker, timeout=5000)
+    assert health(base) == 200
+
+    old = token_path().read_text(encoding="utf-8").strip()
+    new = replace_token()  # as Regenerate in Settings does
+    app.sync_service(restart=True)
+    qtbot.waitUntil(lambda: _models_status(base, new) == 200, timeout=5000)
+    assert _models_status(base, old) == 401
+
+    launch.update(service_enabled=False)
+    qtbot.waitUntil(lambda: app.service.url == "", timeout=5000)
+    assert health(base) == 0 and "Serving other apps" not in app._tooltip()
+
+
+def test_a_taken_port_for_other_apps_is_a_notice(
+    configured: tuple[Controller, LaunchSettings, list[HandSource], list[str]],
+    qtbot: QtBot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, launch, _sources, _loads = configured
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(app.tray, "notify", lambda title, message, error: shown.append((title, message)))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        launch.update(service_enabled=True, service_port=port)
+        qtbot.waitUntil(lambda: bool(shown), timeout=5000)
+    ((title, message),) = shown
+    assert title == "Other apps cannot use Perch"
+    assert message.startswith(f"Cannot listen on 127.0.0.1:{port} (") and message.endswith("choose another port.")
+    assert app.service.url == "" and "Serving other apps" not in app._tooltip()
 
 
 def test_settings_wait_for_the_utterance_in_progress(

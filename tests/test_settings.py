@@ -61,6 +61,9 @@ CHANGED = Settings(
     history_keep_days=30,
     keep_recordings=0,
     start_at_login=True,
+    service_enabled=True,
+    service_port=9000,
+    service_wyoming=True,
 )
 
 
@@ -97,6 +100,7 @@ def test_defaults() -> None:
     assert settings.preroll and settings.sound_cues and settings.history_enabled
     assert (settings.history_keep_days, settings.keep_recordings) == (0, 20)
     assert not settings.start_at_login
+    assert (settings.service_enabled, settings.service_port, settings.service_wyoming) == (False, 8737, False)
 
 
 def test_choices_match_the_engine() -> None:
@@ -179,6 +183,11 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("keep_recordings", "20"),
     ("keep_recordings", -3),
     ("start_at_login", "no"),
+    ("service_enabled", "on"),
+    ("service_port", 80),
+    ("service_port", 65536),
+    ("service_port", "8737"),
+    ("service_wyoming", 1),
 ]
 
 

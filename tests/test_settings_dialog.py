@@ -94,6 +94,9 @@ CHANGES: dict[str, Any] = {
     "history_keep_days": 30,
     "keep_recordings": 5,
     "start_at_login": True,
+    "service_enabled": True,
+    "service_port": 9100,
+    "service_wyoming": True,
 }
 
 

@@ -24,6 +24,7 @@ from app.gui.caption_parts import BUSY_LINES, StateLine, delivery_line, ending_l
 from app.gui.file_jobs import FileJobs
 from app.gui.icons import state_icon
 from app.gui.live_settings import LiveSettings
+from app.gui.service_host import ServiceHost, Wanted
 from app.gui.stall_probe import StallProbe
 from app.gui.tray import Tray
 from app.gui.tray_menu import MicrophoneList, build_menu
@@ -93,6 +94,7 @@ class Controller(QObject):
     _copy = Signal(str)
     _hotkey_problem = Signal(str)
     _notice = Signal(object)
+    _service_changed = Signal()
 
     def __init__(self, options: AppOptions) -> None:
         super().__init__()
@@ -140,6 +142,12 @@ class Controller(QObject):
         self._history_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perch-history")
         self._hotkeys_thread = threading.Thread()
         self.live = LiveSettings(self)
+        self.service = ServiceHost(
+            self._wanted_service,
+            lambda text: self._notice.emit(notices.from_service_problem(text)),
+            self._service_changed.emit,
+        )
+        self._service_changed.connect(self._refresh)
 
     def _new_worker(self) -> EngineWorker:
         return EngineWorker(self.options.load, self.bridge.post, self.options.worker, self.recordings)
@@ -158,6 +166,7 @@ class Controller(QObject):
         self._hotkeys_thread = threading.Thread(target=self._start_hotkeys, name="perch-hotkeys-setup", daemon=True)
         self._hotkeys_thread.start()
         self._start_engine()
+        self.sync_service()
         self._audio_thread.submit(self._open_microphone)
         if self.options.history is not None and self.options.history_keep_days:
             self._history_thread.submit(self._apply_retention, self.options.history)
@@ -172,6 +181,19 @@ class Controller(QObject):
         worker.start()
         threading.Thread(target=self._await_model, args=(worker,), name="perch-load-watch", daemon=True).start()
 
+    def sync_service(self, *, restart: bool = False) -> None:
+        """Serve other apps with the current worker when the settings say so, else stop (from any thread)."""
+        self.service.sync(restart=restart)
+
+    def _wanted_service(self) -> Wanted:
+        settings = self.options.settings
+        if settings is None:
+            return Wanted(False, 0, self.worker, "")
+        current = settings.current()
+        return Wanted(
+            current.service_enabled, current.service_port, self.worker, current.model, current.service_wyoming
+        )
+
     def close(self) -> None:
         """Finish what was captured and stop everything."""
         if self.probe is not None:
@@ -184,6 +206,7 @@ class Controller(QObject):
         self._audio_thread.submit(self.dictation.close).result(timeout=10)
         self._audio_thread.shutdown()
         self.files.close()
+        self.service.close()
         self.worker.close()
         self._typing_thread.shutdown(wait=True)
         self.typist.close()
@@ -513,6 +536,8 @@ class Controller(QObject):
             lines.append(recognizer.report.summary())
         if self.state.model_error:
             lines.append(self.state.model_error)
+        if self.service.url:
+            lines.append(f"Serving other apps at {self.service.url}")
         return "\n".join(lines)
 
     def _refresh(self, ended: StateLine | None = None) -> None:

@@ -132,6 +132,8 @@ class LiveSettings(QObject):
             self.app.windows.retention_changed(new.history_keep_days, new.keep_recordings)
         if change.autostart:
             threading.Thread(target=self.set_autostart, args=(new.start_at_login,), daemon=True).start()
+        if change.service:
+            self.app.sync_service()
         if change.worker:
             options.worker = worker_options(new)
             options.replacements = new.vocabulary.replacement_rules()
@@ -191,6 +193,7 @@ class LiveSettings(QObject):
             for file in files:  # files being transcribed start again on the new model
                 file.restart()
                 self.app.worker.add_file(file)
+            self.app.sync_service()  # other apps follow the new model
         try:
             self.app.dictation = self.app._new_dictation()
         except PerchError as exc:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.model_page import DevicePage, ModelPage
+from app.gui.service_page import ServicePage
 from app.gui.settings_form import Binding, Page, value_of, with_value
 from app.gui.settings_pages import (
     DictationPage,
@@ -45,6 +46,7 @@ PAGE_ALIASES = {
     "microphone": "dictation",
     "phrases": "vocabulary",
     "replacements": "vocabulary",
+    "service": "other-apps",
 }
 
 
@@ -67,6 +69,7 @@ class SettingsDialog(QDialog):
         self.dictation_page = DictationPage()
         self.startup_page = startup_page()
         self.vocabulary_page = VocabularyPage(trial)
+        self.service_page = ServicePage()
         self.pages: list[Page] = [
             self.model_page,
             self.device_page,
@@ -77,6 +80,7 @@ class SettingsDialog(QDialog):
             caption_page(),
             history_page(),
             self.startup_page,
+            self.service_page,
         ]
         self.controls: dict[str, QWidget] = {}
         """The main control of each setting, by path (`mode`, `caption.font_size`)."""
@@ -275,7 +279,7 @@ class SettingsDialog(QDialog):
     # Pages and visibility.
 
     def show_page(self, name: str) -> None:
-        """Open on a page: model, device, dictation, live-text, typing, vocabulary, caption, history or startup."""
+        """Open on a page by its key (model, dictation, vocabulary, other-apps, …) or an alias of one."""
         key = name.strip().lower().replace(" ", "-").replace("_", "-")
         key = PAGE_ALIASES.get(key, key)
         for index, page in enumerate(self.pages):

@@ -54,6 +54,7 @@ class Windows(QObject):
             self.settings.download_requested.connect(self.show_first_run)
             # The global grab would swallow the very keys being recorded for a new hotkey.
             self.settings.hotkey_capture_changed.connect(self._app.pause_hotkeys)
+            self.settings.service_page.token_replaced.connect(lambda: app.sync_service(restart=True))
         if page is not None:
             self.settings.show_page(page)
         _bring_forward(self.settings)

@@ -32,3 +32,10 @@ def load_or_create_token(path: Path | None = None) -> str:
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
     return token
+
+
+def replace_token(path: Path | None = None) -> str:
+    """A new token in place of the stored one (clients holding the old one are refused from then on)."""
+    path = path or token_path()
+    path.unlink(missing_ok=True)
+    return load_or_create_token(path)
