@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.service.errors import error_body, error_response
 from app.service.guard import Guard, GuardRules
+from app.service.realtime import RealtimeEndpoint
 from app.service.recognition import WorkerTranscriber
 from app.service.responses import RESPONSE_FORMATS, render, sse_event
 from app.service.stream import StreamEndpoint
@@ -49,12 +50,14 @@ def create_app(transcriber: WorkerTranscriber, options: ApiOptions) -> Starlette
     """The ASGI application, every route behind the guard."""
     api = _Api(transcriber, options)
     stream = StreamEndpoint(transcriber, options.max_sessions, options.debug)
+    realtime = RealtimeEndpoint(transcriber, options.max_sessions, options.debug)
     return Starlette(
         routes=[
             Route("/health", api.health, methods=["GET"]),
             Route("/v1/models", api.models, methods=["GET"]),
             Route("/v1/audio/transcriptions", api.transcriptions, methods=["POST"]),
             WebSocketRoute("/v1/stream", stream.__call__),
+            WebSocketRoute("/v1/realtime", realtime.__call__),
         ],
         middleware=[Middleware(Guard, rules=options.rules)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -8,7 +8,7 @@ import functools
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,17 @@ from app.service.recognition import KEEP, BoostChoice, compile_boost, recognize_
 from stt.dictation import LIVE_VAD
 from stt.engine import Recognizer
 from stt.results import Transcript, Word
-from stt.segmenter import FRAME, SAMPLE_RATE, SegmentEnded, Segmenter, SpeechDiscarded, SpeechEnded, SpeechStarted
+from stt.segmenter import (
+    FRAME,
+    SAMPLE_RATE,
+    SegmentEnded,
+    Segmenter,
+    SegmentEvent,
+    SpeechDiscarded,
+    SpeechEnded,
+    SpeechStarted,
+    VadOptions,
+)
 from stt.vad import SileroVad
 from stt.worker import EngineWorker
 
@@ -32,6 +42,8 @@ class SessionOptions:
     """A session that sends no audio this long ends (the protocol adapter keeps this clock)."""
     partial_interval: float = 0.5
     """Least time between two partials of the open segment."""
+    vad: VadOptions | None = LIVE_VAD
+    """How speech is cut into segments; None: no VAD, the client ends each segment with `commit()`."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,14 @@ class Partial:
 
 
 @dataclass(frozen=True)
+class Committed:
+    """A segment ended and went to the engine; its `Final` (or a segment `Failed`) follows, in this order."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Final:
     """One finished segment, times on the session's timeline."""
 
@@ -70,6 +90,8 @@ class Failed:
     """Something went wrong (a segment could not be transcribed, the client sent nonsense); the session goes on."""
 
     message: str
+    segment: bool = False
+    """True when it stands for a committed segment's `Final`."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +99,7 @@ class Ended:
     """The session is over; nothing follows."""
 
 
-SessionEvent = SpeechStart | SpeechStop | Partial | Final | Failed | Ended
+SessionEvent = SpeechStart | SpeechStop | Partial | Committed | Final | Failed | Ended
 
 
 class StreamSession:
@@ -92,7 +114,9 @@ class StreamSession:
         self.options = options or SessionOptions()
         self.events: asyncio.Queue[SessionEvent] = asyncio.Queue()
         self._vad = SileroVad()
-        self._segmenter = Segmenter(LIVE_VAD)
+        self._segmenter = Segmenter(self.options.vad)
+        self._segmenter_at = 0  # session sample of the segmenter's first frame
+        self._manual_from = 0  # without VAD: start of the audio not yet committed
         self._audio = np.zeros(0, np.float32)  # session audio from sample `_base` on
         self._base = 0
         self._vad_at = 0  # samples the VAD has seen
@@ -138,7 +162,9 @@ class StreamSession:
         self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
         total = self._base + len(self._audio)
         whole = (total - self._vad_at) // FRAME * FRAME
-        if whole:
+        if self.options.vad is None:
+            self._vad_at += whole
+        elif whole:
             chunk = self._slice(self._vad_at, self._vad_at + whole)
             probabilities = await asyncio.to_thread(self._vad.frames, chunk)
             self._vad_at += whole
@@ -152,9 +178,11 @@ class StreamSession:
         """Flush the open segment, deliver every final, then `Ended`."""
         if self._stopped:
             return
+        if self.options.vad is None:
+            self.commit()
         self._stopped = True
         total = self._base + len(self._audio)
-        self._handle(self._segmenter.flush(total))
+        self._handle(self._segmenter.flush(total - self._segmenter_at))
         if self._speaking:
             self._speaking = False
             self.events.put_nowait(SpeechStop(self._last_end / SAMPLE_RATE))
@@ -164,6 +192,48 @@ class StreamSession:
             self._partial.cancel()
         self.events.put_nowait(Ended())
 
+    def configure(self, vad: VadOptions | None) -> None:
+        """Change how speech is cut from here on; an open segment or uncommitted audio is committed first."""
+        self.commit()
+        if vad is None:
+            self._manual_from = self._base + len(self._audio)
+        self.options = replace(self.options, vad=vad)
+        self._restart()
+
+    def commit(self) -> bool:
+        """End the open segment now (without VAD: make the audio since the last commit one segment).
+
+        False when there is nothing to commit (without VAD: less than 100 ms).
+        """
+        total = self._base + len(self._audio)
+        if self.options.vad is None:
+            if total - self._manual_from < SAMPLE_RATE // 10:
+                return False
+            start, self._manual_from = self._manual_from, total
+            self._submit_final(SegmentEnded(start, total, start))
+            return True
+        if self._open_from is None:
+            return False
+        events = self._segmenter.flush(total - self._segmenter_at)
+        self._handle(events)
+        self._restart()
+        return any(isinstance(e, SegmentEnded) for e in events)
+
+    def clear(self) -> None:
+        """Drop the audio not yet committed: the open segment, or (without VAD) the audio since the last commit."""
+        self._manual_from = self._base + len(self._audio)
+        if self._open_from is not None:
+            self._open_from = None
+            self._segment += 1
+            self._end_speech()
+        self._restart()
+
+    def _restart(self) -> None:
+        """A fresh segmenter from the next VAD frame on."""
+        self._segmenter = Segmenter(self.options.vad)
+        self._segmenter_at = self._vad_at
+        self._manual_from = max(self._manual_from, self._base)
+
     def close(self) -> None:
         """Drop the session at once (the client has gone)."""
         self._stopped = True
@@ -171,8 +241,8 @@ class StreamSession:
         if self._partial is not None:
             self._partial.cancel()
 
-    def _handle(self, events: Sequence[object]) -> None:
-        for event in events:
+    def _handle(self, events: Sequence[SegmentEvent]) -> None:
+        for event in map(self._shift, events):
             if isinstance(event, SpeechStarted):
                 self._open_from = event.start
                 self._segment += 1
@@ -183,15 +253,21 @@ class StreamSession:
                 self._open_from = None
                 self._segment += 1
                 self._last_end = event.end
-                self._submit_final(event)
                 if not event.cut:
                     self._end_speech()
+                self._submit_final(event)
             elif isinstance(event, SpeechDiscarded):
                 self._open_from = None
                 self._segment += 1
                 self._end_speech()
             elif isinstance(event, SpeechEnded):
                 self._end_speech()
+
+    def _shift(self, event: SegmentEvent) -> SegmentEvent:
+        """A segmenter event with its sample positions on the session's timeline."""
+        by = self._segmenter_at
+        moved = {f.name: getattr(event, f.name) + by for f in fields(event) if type(getattr(event, f.name)) is int}
+        return replace(event, **moved)
 
     def _end_speech(self) -> None:
         if self._speaking:
@@ -202,6 +278,7 @@ class StreamSession:
         samples = self._slice(segment.audio_start, segment.end)
         start, end = segment.start / SAMPLE_RATE, segment.end / SAMPLE_RATE
         offset = segment.audio_start / SAMPLE_RATE
+        self.events.put_nowait(Committed(start, end))
         self._finals.put_nowait(self.worker.submit(functools.partial(self._final, samples, offset, start, end)))
 
     def _final(self, samples: npt.NDArray[np.float32], offset: float, start: float, end: float, r: Recognizer) -> Final:
@@ -213,7 +290,7 @@ class StreamSession:
             try:
                 final: Final = await asyncio.wrap_future(future)
             except Exception as exc:
-                self.events.put_nowait(Failed(f"a segment could not be transcribed: {exc}"))
+                self.events.put_nowait(Failed(f"a segment could not be transcribed: {exc}", segment=True))
                 continue
             self.events.put_nowait(final)
 
@@ -246,6 +323,8 @@ class StreamSession:
         """Forget audio no segment can need: before the open segment, or the newest audio, less a second."""
         total = self._base + len(self._audio)
         keep = self._open_from if self._open_from is not None else total
+        if self.options.vad is None:
+            keep = self._manual_from
         keep = min(keep, self._vad_at) - SAMPLE_RATE  # a second for the next segment's padding and lookback
         if keep - self._base > 10 * SAMPLE_RATE:
             self._audio = self._audio[keep - self._base :]

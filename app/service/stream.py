@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.service.recognition import WorkerTranscriber
 from app.service.session import (
+    Committed,
     Ended,
     Failed,
     Final,
@@ -73,6 +74,8 @@ def event_messages(event: SessionEvent) -> list[dict[str, Any]]:
         return [{"type": "vad.speech_end", "time": round(event.time, 3)}]
     if isinstance(event, Partial):
         return [{"type": "partial", "text": event.text}]
+    if isinstance(event, Committed):
+        return []
     if isinstance(event, Final):
         words = [
             {"word": w.text, "start_time": round(w.start, 3), "end_time": round(w.end, 3), "confidence": w.confidence}
