@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -23,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.service.recognition import WorkerTranscriber
-from app.service.session import Final, SessionOptions
+from app.service.session import UNREAD_EVENTS, Ended, Final, SessionOptions, StreamSession
 from app.service.stream import PcmDecoder, StreamEndpoint, event_messages
 from app.service.token import token_path
 from stt.engine import Recognizer
@@ -293,3 +294,38 @@ def test_a_silent_client_is_ended_after_the_idle_time(failing_stream: TestClient
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
     assert closed.value.code == 1000 and "no audio" in closed.value.reason
+
+
+class _CountingWorker:
+    """Takes partial requests and fails them at once, counting them."""
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def pending(self) -> int:
+        return 0
+
+    def submit(self, work: object) -> Future[object]:
+        self.submitted += 1
+        future: Future[object] = Future()
+        future.set_exception(RuntimeError("not needed"))
+        return future
+
+
+def test_a_client_that_does_not_read_gets_no_more_partials() -> None:
+    """Its unread messages pile up; the engine does no more preview work for it (finals still queue)."""
+    worker = _CountingWorker()
+
+    async def run() -> int:
+        session = StreamSession(cast("EngineWorker", worker), SessionOptions(partial_interval=0.0))
+        session._open_from = 0
+        session._audio = np.zeros(16000, np.float32)
+        session._maybe_partial()
+        await asyncio.sleep(0.01)
+        for _ in range(UNREAD_EVENTS + 1):
+            session.events.put_nowait(Ended())
+        session._maybe_partial()
+        await asyncio.sleep(0.01)
+        return worker.submitted
+
+    assert asyncio.run(run()) == 1

@@ -31,6 +31,9 @@ from stt.segmenter import (
 from stt.vad import SileroVad
 from stt.worker import EngineWorker
 
+UNREAD_EVENTS = 64
+"""Events waiting for a client past which it gets no more partials (finals and the rest still queue)."""
+
 
 @dataclass(frozen=True)
 class SessionOptions:
@@ -298,6 +301,8 @@ class StreamSession:
         """A partial of the open segment, when the engine is idle and the last one is done."""
         if self._open_from is None or self._stopped:
             return
+        if self.events.qsize() > UNREAD_EVENTS:
+            return  # the client is not reading: no engine work on previews nobody will see
         now = time.monotonic()
         if now - self._partial_at < self.options.partial_interval or self.worker.pending():
             return
