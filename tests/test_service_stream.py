@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.service.recognition import WorkerTranscriber
 from app.service.session import UNREAD_EVENTS, Ended, Final, SessionOptions, StreamSession
+from app.service.sessions import SessionLimit
 from app.service.stream import PcmDecoder, StreamEndpoint, event_messages
 from app.service.token import token_path
 from stt.engine import Recognizer
@@ -264,7 +265,7 @@ def failing_stream() -> Iterator[TestClient]:
     worker = EngineWorker(lambda: cast("Recognizer", _FailingRecognizer()), lambda event: None, WorkerOptions())
     worker.start()
     worker.ready.wait(10)
-    endpoint = StreamEndpoint(WorkerTranscriber(worker, "m"), 1, options=SessionOptions(idle_seconds=0.5))
+    endpoint = StreamEndpoint(WorkerTranscriber(worker, "m"), SessionLimit(1), options=SessionOptions(idle_seconds=0.5))
     with TestClient(Starlette(routes=[WebSocketRoute("/v1/stream", endpoint.__call__)])) as client:
         yield client
     worker.close()

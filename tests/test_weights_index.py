@@ -58,6 +58,20 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert modelcache.wait_idle(30)
 
 
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every file a session is built from, in order."""
+    names: list[str] = []
+    build = runtime._build
+
+    def recording(path: Path, *args: object) -> ort.InferenceSession:
+        names.append(path.name)
+        return build(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "_build", recording)
+    return names
+
+
 def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -166,16 +180,8 @@ def test_models_whose_index_would_not_pay_get_none(
 
 
 def test_first_load_is_plain_and_later_loads_use_the_index(
-    model_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+    model_dir: Path, cache: Path, built: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[str] = []
-    build = runtime._build
-
-    def recording(path: Path, *args: object) -> ort.InferenceSession:
-        built.append(path.name)
-        return build(path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(runtime, "_build", recording)
     monkeypatch.setattr(modelcache, "SMALL_MODEL_BYTES", 0)  # as large as the real encoder
     model = model_dir / ENCODER_INT8_FILE
     first, _ = create_session(model, CPU)
@@ -292,17 +298,7 @@ def test_a_recognizer_indexes_its_models_once_both_are_loaded(
     assert modelcache.cached_index(model_dir / ENCODER_INT8_FILE) is not None
 
 
-def test_a_small_model_is_indexed_before_its_first_load(
-    model_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    built: list[str] = []
-    build = runtime._build
-
-    def recording(path: Path, *args: object) -> ort.InferenceSession:
-        built.append(path.name)
-        return build(path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(runtime, "_build", recording)
+def test_a_small_model_is_indexed_before_its_first_load(model_dir: Path, cache: Path, built: list[str]) -> None:
     model = model_dir / ENCODER_INT8_FILE
     assert model.stat().st_size <= modelcache.SMALL_MODEL_BYTES
     create_session(model, CPU)

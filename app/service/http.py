@@ -24,6 +24,7 @@ from app.service.guard import Guard, GuardRules
 from app.service.realtime import RealtimeEndpoint
 from app.service.recognition import WorkerTranscriber
 from app.service.responses import RESPONSE_FORMATS, render, sse_event
+from app.service.sessions import SessionLimit
 from app.service.stream import StreamEndpoint
 from stt.audio import read_audio_bytes, to_mono_16k
 from stt.errors import AudioError, PerchError
@@ -49,8 +50,9 @@ class ApiOptions:
 def create_app(transcriber: WorkerTranscriber, options: ApiOptions) -> Starlette:
     """The ASGI application, every route behind the guard."""
     api = _Api(transcriber, options)
-    stream = StreamEndpoint(transcriber, options.max_sessions, options.debug)
-    realtime = RealtimeEndpoint(transcriber, options.max_sessions, options.debug)
+    streams = SessionLimit(options.max_sessions)  # one limit for both streaming routes
+    stream = StreamEndpoint(transcriber, streams, options.debug)
+    realtime = RealtimeEndpoint(transcriber, streams, options.debug)
     return Starlette(
         routes=[
             Route("/health", api.health, methods=["GET"]),

@@ -25,7 +25,8 @@ from app.service.realtime_events import (
 )
 from app.service.recognition import WorkerTranscriber
 from app.service.session import Ended, SessionOptions, StreamSession
-from app.service.stream import CLOSE_NORMAL, CLOSE_TOO_BIG, CLOSE_TRY_LATER, MAX_MESSAGE_BYTES, PcmDecoder
+from app.service.sessions import SessionLimit, admit
+from app.service.stream import CLOSE_NORMAL, CLOSE_TOO_BIG, MAX_MESSAGE_BYTES, PcmDecoder
 
 log = logging.getLogger("perch.service")
 
@@ -38,29 +39,22 @@ class RealtimeEndpoint:
     def __init__(
         self,
         transcriber: WorkerTranscriber,
-        max_sessions: int,
+        sessions: SessionLimit,
         debug: bool = False,
         options: SessionOptions | None = None,
     ) -> None:
         self.transcriber = transcriber
-        self.max_sessions = max_sessions
+        self.sessions = sessions
         self.debug = debug
         self.options = options or SessionOptions()
-        self.active = 0
 
     async def __call__(self, websocket: WebSocket) -> None:
-        await websocket.accept()
-        if not self.transcriber.loaded:
-            await websocket.close(CLOSE_TRY_LATER, "the model is still loading; try again shortly")
+        if not await admit(websocket, self.transcriber, self.sessions):
             return
-        if self.active >= self.max_sessions:
-            await websocket.close(CLOSE_TRY_LATER, f"this server takes {self.max_sessions} streams at once")
-            return
-        self.active += 1
         try:
             await _Connection(websocket, self.transcriber, self.options, self.debug).serve()
         finally:
-            self.active -= 1
+            self.sessions.leave()
 
 
 class _Connection:

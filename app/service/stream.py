@@ -27,6 +27,7 @@ from app.service.session import (
     SpeechStop,
     StreamSession,
 )
+from app.service.sessions import SessionLimit, admit
 from stt.engine import SAMPLE_RATE
 
 log = logging.getLogger("perch.service")
@@ -34,7 +35,7 @@ log = logging.getLogger("perch.service")
 MAX_MESSAGE_BYTES = 1 << 20
 """Larger messages close the socket with 1009."""
 ENCODINGS = {"pcm_s16le": "<i2", "pcm_f32le": "<f4"}
-CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_TOO_BIG, CLOSE_TRY_LATER = 1000, 1003, 1009, 1013
+CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_TOO_BIG = 1000, 1003, 1009
 
 
 class BadFormatError(ValueError):
@@ -95,36 +96,29 @@ class StreamEndpoint:
     def __init__(
         self,
         transcriber: WorkerTranscriber,
-        max_sessions: int,
+        sessions: SessionLimit,
         debug: bool = False,
         options: SessionOptions | None = None,
     ) -> None:
         self.transcriber = transcriber
-        self.max_sessions = max_sessions
+        self.sessions = sessions
         self.debug = debug
         self.options = options or SessionOptions()
-        self.active = 0
 
     async def __call__(self, websocket: WebSocket) -> None:
-        await websocket.accept()
-        if not self.transcriber.loaded:
-            await websocket.close(CLOSE_TRY_LATER, "the model is still loading; try again shortly")
-            return
-        if self.active >= self.max_sessions:
-            await websocket.close(CLOSE_TRY_LATER, f"this server takes {self.max_sessions} streams at once")
+        if not await admit(websocket, self.transcriber, self.sessions):
             return
         try:
             query = websocket.query_params
-            decoder = PcmDecoder(query.get("encoding", "pcm_s16le"), int(query.get("sample_rate", SAMPLE_RATE)))
-        except ValueError as exc:
-            await websocket.send_json({"type": "error", "message": str(exc)})
-            await websocket.close(CLOSE_UNSUPPORTED, "unsupported audio format")
-            return
-        self.active += 1
-        try:
+            try:
+                decoder = PcmDecoder(query.get("encoding", "pcm_s16le"), int(query.get("sample_rate", SAMPLE_RATE)))
+            except ValueError as exc:
+                await websocket.send_json({"type": "error", "message": str(exc)})
+                await websocket.close(CLOSE_UNSUPPORTED, "unsupported audio format")
+                return
             await self._serve(websocket, decoder)
         finally:
-            self.active -= 1
+            self.sessions.leave()
 
     async def _serve(self, websocket: WebSocket, decoder: PcmDecoder) -> None:
         await websocket.send_json({"type": "session.begin"})
