@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -108,7 +108,21 @@ class _Call:
     future: Future[Any]
 
 
-_Job = _Open | _Audio | _Close | _Drop | _End | _Cancel | _Options | _Call
+@dataclass(frozen=True)
+class _YieldingCall:
+    work: Callable[[Recognizer, ort.RunOptions], Any]
+    future: Future[Any]
+    redo: bool
+    gave_way: bool = False
+    """Already stopped once for dictation: it now runs to the end."""
+
+
+class GaveWayError(RuntimeError):
+    """Submitted work was stopped so that a dictation final could run first, and is not done again."""
+
+
+_Job = _Open | _Audio | _Close | _Drop | _End | _Cancel | _Options | _Call | _YieldingCall
+_SUBMITTED = (_Call, _YieldingCall)
 _URGENT = (_Close, _End, _Cancel)
 _DICTATION = (_Open, _Audio, _Close, _Drop, _End, _Cancel)
 
@@ -146,6 +160,9 @@ class EngineWorker:
         self._working = False
         self._partial_run: ort.RunOptions | None = None
         self._file_run: ort.RunOptions | None = None
+        self._call_run: ort.RunOptions | None = None
+        self._call_previews = False
+        """The yielding work running now is not done again when stopped (a preview)."""
         self._vocabulary_waits = False
         """A vocabulary change arrived during an utterance: it applies once that is done."""
         self._files: deque[FileJob] = deque()
@@ -231,6 +248,19 @@ class EngineWorker:
         self._put(_Call(work, future))
         return future
 
+    def submit_yielding(self, work: Callable[[Recognizer, ort.RunOptions], T], *, redo: bool = True) -> Future[T]:
+        """Like `submit`, for `work(recognizer, run_options)` that passes `run_options` to every model run: when a
+        dictation final needs the engine while it runs, ONNX Runtime stops it and the final goes first. Stopped
+        work runs again after dictation's jobs (`redo`; it gives way only once, so it always ends). Without
+        `redo` it is a preview: it also gives way to any other job, and its future fails with `GaveWayError`."""
+        future: Future[T] = Future()
+        with self._cond:
+            if self._closing:
+                future.set_exception(RuntimeError("the engine has stopped"))
+                return future
+        self._put(_YieldingCall(work, future, redo))
+        return future
+
     def add_file(self, job: FileJob) -> None:
         """Transcribe a file when dictation leaves the engine free: one segment per step, never while an
         utterance is being recorded or finished (a step in flight then is stopped and redone later)."""
@@ -273,6 +303,8 @@ class EngineWorker:
                 self._partial_run.terminate = True
             if isinstance(job, _DICTATION) and self._file_run is not None:
                 self._file_run.terminate = True
+            if self._call_run is not None and (isinstance(job, _URGENT) or self._call_previews):
+                self._call_run.terminate = True  # a final first; and a preview gives way to any other work
             self._cond.notify()
 
     # The worker thread.
@@ -324,9 +356,9 @@ class EngineWorker:
     def _next_job(self) -> _Job:
         """The oldest job, except that dictation's jobs go before submitted work that waits (the person at the
         keyboard comes first); each kind keeps its own order."""
-        if isinstance(self._jobs[0], _Call):
+        if isinstance(self._jobs[0], _SUBMITTED):
             for index, job in enumerate(self._jobs):
-                if not isinstance(job, _Call):
+                if not isinstance(job, _SUBMITTED):
                     del self._jobs[index]
                     return job
         return self._jobs.popleft()
@@ -371,6 +403,8 @@ class EngineWorker:
             self._end(job)
         elif isinstance(job, _Call):
             self._call(job)
+        elif isinstance(job, _YieldingCall):
+            self._yielding_call(job)
         elif isinstance(job, _Options):
             old, self.options = self.options, job.options
             if self.recognizer is not None and old.partials != job.options.partials:
@@ -396,6 +430,33 @@ class EngineWorker:
             job.future.set_result(job.work(self.recognizer))
         except Exception as exc:
             job.future.set_exception(exc)
+
+    def _yielding_call(self, job: _YieldingCall) -> None:
+        if not job.gave_way and not job.future.set_running_or_notify_cancel():
+            return
+        if self.recognizer is None:
+            job.future.set_exception(ModelError(self.load_error or "the model is not loaded"))
+            return
+        run = ort.RunOptions()
+        if not job.gave_way:
+            with self._cond:
+                self._call_run, self._call_previews = run, not job.redo
+                run.terminate = any(isinstance(waiting, _URGENT) or not job.redo for waiting in self._jobs)
+        try:
+            result = job.work(self.recognizer, run)
+        except Exception as exc:
+            if not run.terminate:
+                job.future.set_exception(exc)
+            elif job.redo:
+                with self._cond:  # back to the front of the submitted work, behind the dictation that stopped it
+                    self._jobs.appendleft(replace(job, gave_way=True))
+            else:
+                job.future.set_exception(GaveWayError("stopped for dictation"))
+        else:
+            job.future.set_result(result)
+        finally:
+            with self._cond:
+                self._call_run = None
 
     def _start_stream(self, job: _Open) -> None:
         self._stream = self._stream_key = None

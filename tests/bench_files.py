@@ -76,9 +76,15 @@ class FileRunner:
 
 
 def dictate(
-    source: HandSource, dictation: Dictation, events: Recorder, speech: npt.NDArray[np.float32], index: int
+    source: HandSource,
+    dictation: Dictation,
+    events: Recorder,
+    speech: npt.NDArray[np.float32],
+    index: int,
+    *,
+    check: bool = True,
 ) -> float:
-    """One push-to-talk utterance fed at real-time speed; its stop→final in ms."""
+    """One push-to-talk utterance fed at real-time speed; its stop→final in ms (`check`: and its words right)."""
     dictation.start()
     audio = np.concatenate([silence(0.3, index), speech, silence(0.3, index + 1)])
     started = time.perf_counter()
@@ -87,7 +93,7 @@ def dictate(
         time.sleep(max(0.0, started + (block + 1) * 0.1 - time.perf_counter()))
     dictation.stop()
     final = events.wait_for(Final, count=index + 1, timeout=60)[index]
-    assert final.text.replace(",", "").replace(".", "") == UTTERANCE
+    assert not check or final.text.replace(",", "").replace(".", "") == UTTERANCE
     return final.timings.stop_to_final_ms
 
 

@@ -12,6 +12,11 @@ final count, the stream final latency and the upload latency. Stream final laten
 40 ms frame that holds a phrase's last speech sample to receiving its `final` message, so it includes the VAD's
 end-of-speech wait (`min_silence_ms`, 500 ms).
 
+With PERCH_BENCH_MODEL=DIR (and PERCH_BENCH_QUANTIZATION, default int8) it runs another model, e.g. the
+real-size one from bench/make_real_size_model.py; its random weights give no words, so only timings and counts
+are checked. PERCH_BENCH_NO_YIELD=1 makes API work run to the end instead of giving way to dictation finals, for
+comparison.
+
 It is not part of the test run (the file name does not start with `test_`).
 """
 
@@ -22,11 +27,15 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 import pytest
 from openai import OpenAI
 from websockets.asyncio.client import connect
@@ -54,6 +63,7 @@ UPLOAD_TEXTS = (PHRASES * 2)[:6]
 """The phrases in the uploaded file, one every 4 s from 1 s."""
 FRAME = 640
 TOKEN = "bench-token"
+T = TypeVar("T")
 
 
 @dataclass
@@ -129,9 +139,26 @@ def ms(values: list[float]) -> str:
     return f"p50 {percentile(values, 50):7.1f} ms  p95 {percentile(values, 95):7.1f} ms  max {max(values):7.1f} ms"
 
 
+def _never_yield(
+    self: EngineWorker, work: Callable[[Recognizer, ort.RunOptions], T], *, redo: bool = True
+) -> Future[T]:
+    return self.submit(lambda recognizer: work(recognizer, ort.RunOptions()))
+
+
 @pytest.mark.slow
-def test_service_beside_dictation(words_model: Path, speak: Speak, tmp_path: Path) -> None:
-    recognizer = Recognizer(ModelFiles.locate(words_model, "fp32"), RuntimeOptions(device="cpu"))
+def test_service_beside_dictation(
+    words_model: Path, speak: Speak, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = os.environ.get("PERCH_BENCH_MODEL")
+    check = other is None
+    model = Path(other) if other else words_model
+    quantization: Literal["fp32", "int8"] = "fp32"
+    if other:
+        quantization = "fp32" if os.environ.get("PERCH_BENCH_QUANTIZATION") == "fp32" else "int8"
+    if os.environ.get("PERCH_BENCH_NO_YIELD") == "1":
+        monkeypatch.setattr(EngineWorker, "submit_yielding", _never_yield)
+    print(f"\nmodel {model} ({quantization}), API work gives way: {os.environ.get('PERCH_BENCH_NO_YIELD') != '1'}")
+    recognizer = Recognizer(ModelFiles.locate(model, quantization), RuntimeOptions(device="cpu"))
     events = Recorder()
     worker = EngineWorker(lambda: recognizer, events, WorkerOptions(partials="low"))
     worker.start()
@@ -144,7 +171,7 @@ def test_service_beside_dictation(words_model: Path, speak: Speak, tmp_path: Pat
     dictation = Dictation(source, worker, events, DictationOptions(mode="ptt", preroll_ms=500), vad=SileroVad())
     dictation.open()
     speech = speak(UTTERANCE)
-    idle = [dictate(source, dictation, events, speech, i) for i in range(RUNS)]
+    idle = [dictate(source, dictation, events, speech, i, check=check) for i in range(RUNS)]
 
     pcm, ends = track(speak)
     upload = write_long_file(
@@ -170,7 +197,7 @@ def test_service_beside_dictation(words_model: Path, speak: Speak, tmp_path: Pat
     for thread in threads:
         thread.start()
     time.sleep(3.0)
-    busy = [dictate(source, dictation, events, speech, RUNS + i) for i in range(RUNS)]
+    busy = [dictate(source, dictation, events, speech, RUNS + i, check=check) for i in range(RUNS)]
     stop.set()
     for thread in threads:
         thread.join(120)
@@ -192,6 +219,7 @@ def test_service_beside_dictation(words_model: Path, speak: Speak, tmp_path: Pat
     print(f"{f'upload ({UPLOAD_SECONDS:.0f} s file)':32} {len(uploads):>12}  {ms(uploads)}")
     expected = " ".join(UPLOAD_TEXTS)
     right = sum(" ".join(t.lower().replace(",", " ").replace(".", " ").split()) == expected for t in upload_texts)
-    print(f"uploads with every word right: {right} / {len(upload_texts)}")
+    if check:
+        print(f"uploads with every word right: {right} / {len(upload_texts)}")
     for stats in results:
         assert len(stats.finals) == len(stats.phrase_ends), stats.finals

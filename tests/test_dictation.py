@@ -22,7 +22,7 @@ from stt.modelfiles import ModelFiles
 from stt.recordings import RecordingStore
 from stt.runtime import RuntimeOptions
 from stt.vad import SileroVad
-from stt.worker import EngineWorker, WorkerOptions
+from stt.worker import EngineWorker, GaveWayError, WorkerOptions
 
 from .conftest import Speak
 from .live import HandSource, Recorder, silence
@@ -438,3 +438,72 @@ def test_dictation_goes_before_submitted_work_that_waits(recognizer: Recognizer,
         worker.close()
     assert order == ["final", "api0", "api1", "api2"]
     assert events.of(Final)[0].text == "stop go"
+
+
+def _dictate(worker: EngineWorker, speech: npt.NDArray[np.float32]) -> None:
+    worker.open_segment(1, 0, 0.0)
+    worker.close_segment(1, 0, speech, offset=0.0, start=0.0, end=len(speech) / 16000)
+    worker.end_utterance(1, time.monotonic(), None)
+
+
+def test_running_submitted_work_gives_way_to_a_dictation_final(recognizer: Recognizer, speak: Speak) -> None:
+    """A request's model run in progress is stopped by ONNX Runtime when the person's final needs the engine,
+    and done again right after it."""
+    order: list[str] = []
+    runs: list[int] = []
+    started = threading.Event()
+    request = speak("hello world")
+
+    def emit(event: object) -> None:
+        if isinstance(event, Final):
+            order.append("final")
+
+    def long_request(r: Recognizer, run: ort.RunOptions) -> str:
+        runs.append(len(runs))
+        started.set()
+        while len(runs) == 1:  # the first run keeps the model busy until it is stopped
+            r.transcribe_segment(request, 0.0, run)
+        text = r.transcribe_segment(request, 0.0, run).text
+        order.append("request")
+        return text
+
+    worker = EngineWorker(lambda: recognizer, emit, WorkerOptions(partials="off"))
+    worker.start()
+    try:
+        future = worker.submit_yielding(long_request)
+        assert started.wait(20)
+        _dictate(worker, speak("stop go"))
+        assert future.result(20) == "hello world"
+    finally:
+        worker.close()
+    assert order == ["final", "request"]
+    assert runs == [0, 1]
+
+
+@pytest.mark.parametrize("by", ["dictation", "request"])
+def test_a_preview_that_gave_way_is_not_run_again(recognizer: Recognizer, speak: Speak, by: str) -> None:
+    """A preview (a service session's partial) stops for a dictation final, and for any other work at all."""
+    started = threading.Event()
+    runs: list[int] = []
+    speech = speak("hello world")
+
+    def preview(r: Recognizer, run: ort.RunOptions) -> None:
+        runs.append(1)
+        started.set()
+        for _ in range(2000):  # until stopped
+            r.transcribe_segment(speech, 0.0, run)
+
+    worker = EngineWorker(lambda: recognizer, Recorder(), WorkerOptions(partials="off"))
+    worker.start()
+    try:
+        future = worker.submit_yielding(preview, redo=False)
+        assert started.wait(20)
+        if by == "dictation":
+            _dictate(worker, speak("stop go"))
+        else:
+            assert worker.submit(lambda r: r.transcribe_segment(speech).text).result(20) == "hello world"
+        with pytest.raises(GaveWayError):
+            future.result(20)
+    finally:
+        worker.close()
+    assert runs == [1]

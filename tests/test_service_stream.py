@@ -19,7 +19,7 @@ import soxr
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -306,7 +306,7 @@ class _CountingWorker:
     def pending(self) -> int:
         return 0
 
-    def submit(self, work: object) -> Future[object]:
+    def submit_yielding(self, work: object, redo: bool = True) -> Future[object]:
         self.submitted += 1
         future: Future[object] = Future()
         future.set_exception(RuntimeError("not needed"))
@@ -330,3 +330,51 @@ def test_a_client_that_does_not_read_gets_no_more_partials() -> None:
         return worker.submitted
 
     assert asyncio.run(run()) == 1
+
+
+class _DeafSocket:
+    """A WebSocket whose client takes `session.begin` and then nothing more, while it keeps sending audio."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.query_params: dict[str, str] = {}
+        self.frames = frames
+        self.sent: list[dict[str, Any]] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        if self.sent:
+            await asyncio.Event().wait()  # never taken
+        self.sent.append(message)
+
+    async def receive(self) -> dict[str, Any]:
+        if self.frames:
+            await asyncio.sleep(0)
+            return {"type": "websocket.receive", "bytes": self.frames.pop(0)}
+        return {"type": "websocket.receive", "text": '{"type":"stop"}'}
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+
+@pytest.mark.parametrize("unread", [4, 1000], ids=["while-sending", "at-the-end"])
+def test_a_client_that_stops_reading_is_dropped(speak: Speak, unread: int) -> None:
+    """Its messages pile up (or one never goes out): the session is dropped with 1008 instead of waiting on it."""
+    worker = EngineWorker(lambda: cast("Recognizer", _FailingRecognizer()), lambda event: None, WorkerOptions())
+    worker.start()
+    worker.ready.wait(10)
+    speech = np.concatenate([speak("hello world"), np.zeros(16000, np.float32)])
+    deaf = _DeafSocket(list(_frames(np.tile(speech, 4), 16000, "pcm_s16le")))
+    options = SessionOptions(max_unread_events=unread, send_seconds=0.5)
+    endpoint = StreamEndpoint(WorkerTranscriber(worker, "m"), SessionLimit(1), options=options)
+
+    async def serve() -> None:
+        await asyncio.wait_for(endpoint._serve(cast("WebSocket", deaf), PcmDecoder("pcm_s16le", 16000)), 30)
+
+    try:
+        asyncio.run(serve())
+    finally:
+        worker.close()
+    assert deaf.closed == (1008, "the client did not read its messages")
+    assert deaf.sent == [{"type": "session.begin"}]
+    if unread == 4:
+        assert deaf.frames, "it was dropped while it still sent audio"

@@ -25,7 +25,7 @@ from app.service.realtime_events import (
 )
 from app.service.recognition import WorkerTranscriber
 from app.service.session import Ended, SessionOptions, StreamSession
-from app.service.sessions import SessionLimit, admit
+from app.service.sessions import SessionLimit, StalledClientError, admit, drop_stalled, send_within
 from app.service.stream import CLOSE_NORMAL, CLOSE_TOO_BIG, MAX_MESSAGE_BYTES, PcmDecoder
 
 log = logging.getLogger("perch.service")
@@ -74,7 +74,7 @@ class _Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self._lock:
-            await self.websocket.send_json({"event_id": new_id("event"), **message})
+            await send_within(self.websocket, {"event_id": new_id("event"), **message}, self.options.send_seconds)
 
     async def serve(self) -> None:
         sender = asyncio.create_task(self._forward())
@@ -86,12 +86,14 @@ class _Connection:
             await self.session.stop()
             await sender
             await self.websocket.close(CLOSE_NORMAL, reason)
+        except StalledClientError:
+            await drop_stalled(self.websocket)
         except (WebSocketDisconnect, RuntimeError):  # the client went while we spoke
             pass
         finally:
             self.session.close()
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, StalledClientError):
                 await sender
 
     async def _receive(self) -> str | None:
@@ -114,6 +116,8 @@ class _Connection:
                     raise BadEventError("send JSON text events with a string 'type'")
                 event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
                 if not await self._apply(event):
+                    if self.session.stalled:
+                        raise StalledClientError
                     return "the session reached its length limit"
             except (BadEventError, ValueError) as exc:
                 await self.send(error_event(str(exc), event_id))

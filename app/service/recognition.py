@@ -1,5 +1,5 @@
-"""Uploaded audio recognised on the engine worker, one encoder-sized segment per job, so dictation never waits
-behind a long request."""
+"""Uploaded audio recognised on the engine worker, one encoder-sized segment per job; a job in progress gives
+way to a dictation final (and runs again after it), so dictation never waits behind a request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 
 from stt.boost.phrases import DEFAULT_STRENGTH, Phrase, compile_vocabulary
 from stt.boost.tree import Boost
@@ -58,7 +59,7 @@ class WorkerTranscriber:
             boost = await self._run(functools.partial(compile_boost, tuple(vocabulary)))
         max_samples = int(recognizer.max_segment_seconds * SAMPLE_RATE)
         for start, piece in segment_stream([samples], max_samples):
-            part = await self._run(functools.partial(recognize_with, piece, start / SAMPLE_RATE, boost))
+            part = await self._run_yielding(functools.partial(recognize_with, piece, start / SAMPLE_RATE, boost))
             yield part, start + len(piece)
 
     async def transcribe(self, samples: npt.NDArray[np.float32], vocabulary: Sequence[str] = ()) -> Transcript:
@@ -71,8 +72,22 @@ class WorkerTranscriber:
         assert builder is not None  # segment_stream always yields at least one piece
         return builder.finish(started)
 
+    async def preview(self, samples: npt.NDArray[np.float32]) -> Transcript | None:
+        """A quick transcript of audio still arriving (a partial), run only when the engine has nothing else
+        waiting; None when it is busy, or the run failed or gave way to other work."""
+        if self.worker.pending():
+            return None
+        work = functools.partial(recognize_with, samples, 0.0, KEEP)
+        try:
+            return await asyncio.wrap_future(self.worker.submit_yielding(work, redo=False))
+        except Exception:
+            return None
+
     async def _run(self, work: Callable[[Recognizer], T]) -> T:
         return await asyncio.wrap_future(self.worker.submit(work))
+
+    async def _run_yielding(self, work: Callable[[Recognizer, ort.RunOptions], T]) -> T:
+        return await asyncio.wrap_future(self.worker.submit_yielding(work))
 
 
 def compile_boost(texts: tuple[str, ...], recognizer: Recognizer) -> Boost | None:
@@ -81,14 +96,18 @@ def compile_boost(texts: tuple[str, ...], recognizer: Recognizer) -> Boost | Non
 
 
 def recognize_with(
-    samples: npt.NDArray[np.float32], offset: float, boost: BoostChoice, recognizer: Recognizer
+    samples: npt.NDArray[np.float32],
+    offset: float,
+    boost: BoostChoice,
+    recognizer: Recognizer,
+    run_options: ort.RunOptions | None = None,
 ) -> Transcript:
     """One segment with the request's boost, restoring the recogniser's own afterwards (dictation's vocabulary)."""
     if isinstance(boost, _Keep):
-        return recognizer.transcribe_segment(samples, offset)
+        return recognizer.transcribe_segment(samples, offset, run_options)
     saved = recognizer.boost
     recognizer.boost = boost
     try:
-        return recognizer.transcribe_segment(samples, offset)
+        return recognizer.transcribe_segment(samples, offset, run_options)
     finally:
         recognizer.boost = saved

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 
 from app.service.recognition import KEEP, BoostChoice, compile_boost, recognize_with
 from stt.dictation import LIVE_VAD
@@ -43,6 +44,10 @@ class SessionOptions:
     """Audio one session may send; past it the session ends."""
     idle_seconds: float = 60.0
     """A session that sends no audio this long ends (the protocol adapter keeps this clock)."""
+    max_unread_events: int = 256
+    """Events waiting for a client past which it counts as stalled and the session is dropped."""
+    send_seconds: float = 30.0
+    """How long one message may take to reach the client before it counts as stalled."""
     partial_interval: float = 0.5
     """Least time between two partials of the open segment."""
     vad: VadOptions | None = LIVE_VAD
@@ -158,9 +163,15 @@ class StreamSession:
         """On the engine thread, before any final submitted after it."""
         self._boost = compile_boost(texts, recognizer) if texts else KEEP
 
+    @property
+    def stalled(self) -> bool:
+        """Whether the client has left so many events unread that it is not reading at all."""
+        return self.events.qsize() > self.options.max_unread_events
+
     async def feed(self, samples: npt.NDArray[np.float32]) -> bool:
-        """Take more 16 kHz mono audio; False once the session holds more than it may (it should then stop)."""
-        if self._stopped:
+        """Take more 16 kHz mono audio; False once the session holds more than it may (it should then stop) or
+        the client is `stalled` (it should be dropped)."""
+        if self._stopped or self.stalled:
             return False
         self._audio = np.concatenate([self._audio, samples.astype(np.float32, copy=False)])
         total = self._base + len(self._audio)
@@ -175,7 +186,7 @@ class StreamSession:
                 self._handle(self._segmenter.push(float(probability)))
         self._trim()
         self._maybe_partial()
-        return self.seconds <= self.options.max_seconds
+        return self.seconds <= self.options.max_seconds and not self.stalled
 
     async def stop(self) -> None:
         """Flush the open segment, deliver every final, then `Ended`."""
@@ -282,11 +293,19 @@ class StreamSession:
         start, end = segment.start / SAMPLE_RATE, segment.end / SAMPLE_RATE
         offset = segment.audio_start / SAMPLE_RATE
         self.events.put_nowait(Committed(start, end))
-        self._finals.put_nowait(self.worker.submit(functools.partial(self._final, samples, offset, start, end)))
+        work = functools.partial(self._final, samples, offset, (start, end))
+        self._finals.put_nowait(self.worker.submit_yielding(work))
 
-    def _final(self, samples: npt.NDArray[np.float32], offset: float, start: float, end: float, r: Recognizer) -> Final:
-        part = recognize_with(samples, offset, self._boost, r)
-        return Final(part.text, start, end, list(part.words))
+    def _final(
+        self,
+        samples: npt.NDArray[np.float32],
+        offset: float,
+        span: tuple[float, float],
+        r: Recognizer,
+        run_options: ort.RunOptions,
+    ) -> Final:
+        part = recognize_with(samples, offset, self._boost, r, run_options)
+        return Final(part.text, *span, list(part.words))
 
     async def _deliver_finals(self) -> None:
         while (future := await self._finals.get()) is not None:
@@ -310,7 +329,7 @@ class StreamSession:
             return
         self._partial_at = now
         samples = self._slice(max(self._open_from, self._base), self._base + len(self._audio))
-        future = self.worker.submit(functools.partial(recognize_with, samples, 0.0, KEEP))
+        future = self.worker.submit_yielding(functools.partial(recognize_with, samples, 0.0, KEEP), redo=False)
         self._partial = asyncio.get_running_loop().create_task(self._emit_partial(future, self._segment))
 
     async def _emit_partial(self, future: Future[Transcript], segment: int) -> None:

@@ -1,12 +1,22 @@
-"""Admission of WebSocket streams: the model must be loaded, and every streaming route shares one session limit."""
+"""Admission of WebSocket streams (the model must be loaded, and every streaming route shares one session limit),
+and the rules that keep a client that stops reading from holding a session."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
 
 from starlette.websockets import WebSocket
 
 from app.service.recognition import WorkerTranscriber
 
 CLOSE_TRY_LATER = 1013
+CLOSE_POLICY = 1008
+
+
+class StalledClientError(Exception):
+    """The client does not read what it is sent; its session is dropped."""
 
 
 class SessionLimit:
@@ -38,3 +48,17 @@ async def admit(websocket: WebSocket, transcriber: WorkerTranscriber, limit: Ses
         await websocket.close(CLOSE_TRY_LATER, f"this server takes {limit.maximum} streams at once")
         return False
     return True
+
+
+async def send_within(websocket: WebSocket, message: dict[str, Any], seconds: float) -> None:
+    """Send one JSON message; StalledClientError when the client does not take it within `seconds`."""
+    try:
+        await asyncio.wait_for(websocket.send_json(message), seconds)
+    except asyncio.TimeoutError:  # TimeoutError from Python 3.11 on
+        raise StalledClientError from None
+
+
+async def drop_stalled(websocket: WebSocket) -> None:
+    """Close a stalled client's socket with the reason, without waiting on it for long."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.close(CLOSE_POLICY, "the client did not read its messages"), 2.0)

@@ -27,7 +27,7 @@ from app.service.session import (
     SpeechStop,
     StreamSession,
 )
-from app.service.sessions import SessionLimit, admit
+from app.service.sessions import SessionLimit, StalledClientError, admit, drop_stalled, send_within
 from stt.engine import SAMPLE_RATE
 
 log = logging.getLogger("perch.service")
@@ -132,12 +132,14 @@ class StreamEndpoint:
             await session.stop()
             await sender
             await websocket.close(CLOSE_NORMAL, reason)
+        except StalledClientError:
+            await drop_stalled(websocket)
         except (WebSocketDisconnect, RuntimeError):  # the client went while we spoke
             pass
         finally:
             session.close()
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, StalledClientError):
                 await sender
 
     async def _receive(self, websocket: WebSocket, session: StreamSession, decoder: PcmDecoder) -> str | None:
@@ -156,6 +158,8 @@ class StreamEndpoint:
                 return None
             if data is not None:
                 if not await session.feed(decoder.decode(data)):
+                    if session.stalled:
+                        raise StalledClientError
                     return "the stream reached its length limit"
             elif text is not None and self._command(text, session) == "stop":
                 return "stopped"
@@ -186,6 +190,6 @@ class StreamEndpoint:
             for message in event_messages(event):
                 if self.debug and message["type"] == "final":
                     log.debug("stream final: %s", message["text"])
-                await websocket.send_json(message)
+                await send_within(websocket, message, self.options.send_seconds)
             if isinstance(event, Ended):
                 return
