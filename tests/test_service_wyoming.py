@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,15 +16,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-from wyoming.asr import Transcribe, Transcript
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.event import Event, async_write_event
+from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 
 from app.service.recognition import WorkerTranscriber
 from app.service.wyoming_server import (
+    AudioCollector,
+    SettledText,
     WyomingOptions,
     WyomingServer,
     knows_streaming,
@@ -38,6 +41,7 @@ from .conftest import ROOT
 from .service_process import free_port, health, wait_until_healthy
 
 SPOKEN = "seven three five hello world"
+LONGER = "nine two zero hello world seven three five go left stop"
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Served:
     wyoming_port: int
     speech: Path
     output: Path
+    longer: Path
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +60,7 @@ def served(
 ) -> Iterator[Served]:
     """One `perch serve --wyoming` for the module."""
     speech = speech_file(SPOKEN)
+    longer = speech_file(LONGER)
     port, wyoming_port = free_port(), free_port()
     output = tmp_path_factory.mktemp("wyoming") / "stdout.txt"
     command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
@@ -62,7 +68,7 @@ def served(
     with output.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
         wait_until_healthy(process, f"http://127.0.0.1:{port}", output)
-        yield Served(process, port, wyoming_port, speech, output)
+        yield Served(process, port, wyoming_port, speech, output, longer)
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -101,6 +107,15 @@ async def _send_audio(client: AsyncTcpClient, pcm: bytes, rate: int, channels: i
     await client.write_event(AudioStop().event())
 
 
+async def _send_paced(write: Callable[[Event], Awaitable[None]], pcm: bytes, rate: int) -> None:
+    """Stereo 16-bit audio in 100 ms chunks at the pace of speech."""
+    await write(AudioStart(rate=rate, width=2, channels=2).event())
+    step = rate // 10 * 2 * 2
+    for start in range(0, len(pcm), step):
+        await write(AudioChunk(rate=rate, width=2, channels=2, audio=pcm[start : start + step]).event())
+        await asyncio.sleep(0.1)
+
+
 def test_the_command_names_the_wyoming_address(served: Served) -> None:
     assert f"tcp://127.0.0.1:{served.wyoming_port}" in served.output.read_text()
 
@@ -115,22 +130,32 @@ def test_describe_names_the_model(served: Served) -> None:
     (program,) = info.asr
     assert program.name == "perch" and program.installed
     assert [(m.name, m.languages) for m in program.models] == [("words-tdt", ["en"])]
+    assert program.supports_transcript_streaming
 
 
 @pytest.mark.parametrize("rate", [22050, 44100])
 def test_transcribe_stereo_speech(served: Served, rate: int) -> None:
-    async def talk() -> tuple[Transcript, list[str]]:
-        seen: list[str] = []
+    async def talk() -> tuple[Transcript, list[Event]]:
+        seen: list[Event] = []
         async with AsyncTcpClient("127.0.0.1", served.wyoming_port) as client:
             await client.write_event(Transcribe(language="en").event())
             await _send_audio(client, _pcm(served.speech, rate), rate)
-            transcript = Transcript.from_event(await _until(client, "transcript", seen))
-            await _until(client, "transcript-stop", seen)
-        return transcript, seen
+            while not seen or seen[-1].type not in ("transcript-stop", "error"):
+                event = await asyncio.wait_for(client.read_event(), 60)
+                assert event is not None
+                seen.append(event)
+        return Transcript.from_event(seen[-2]), seen
 
     transcript, seen = asyncio.run(talk())
     assert _words(transcript.text) == SPOKEN and transcript.language == "en"
-    assert seen == ["transcript-start", "transcript", "transcript-stop"]
+    chunks = [TranscriptChunk.from_event(e).text for e in seen[1:-2]]
+    assert [e.type for e in seen] == [
+        "transcript-start",
+        *["transcript-chunk"] * len(chunks),
+        "transcript",
+        "transcript-stop",
+    ]
+    assert chunks and all(chunks) and "".join(chunks) == transcript.text
 
 
 def test_empty_and_tiny_utterances_on_one_connection(served: Served) -> None:
@@ -176,6 +201,67 @@ def test_dropped_and_garbled_clients_do_not_disturb_the_next(served: Served) -> 
     answer = asyncio.run(garbage())
     assert answer is not None and Error.is_type(answer.type)
     assert _words(asyncio.run(transcribe()).text) == SPOKEN
+
+
+def test_partial_text_streams_while_the_audio_arrives(served: Served) -> None:
+    async def talk() -> list[tuple[Event, bool]]:
+        seen: list[tuple[Event, bool]] = []  # each event, and whether audio-stop had been sent before it came
+        audio_stopped = asyncio.Event()
+        async with AsyncTcpClient("127.0.0.1", served.wyoming_port) as client:
+
+            async def read() -> None:
+                while not seen or seen[-1][0].type not in ("transcript-stop", "error"):
+                    event = await asyncio.wait_for(client.read_event(), 60)
+                    assert event is not None, "the connection closed early"
+                    seen.append((event, audio_stopped.is_set()))
+
+            reading = asyncio.create_task(read())
+            await client.write_event(Transcribe(language="en").event())
+            await _send_paced(client.write_event, _pcm(served.longer, 22050), 22050)
+            audio_stopped.set()
+            await client.write_event(AudioStop().event())
+            await reading
+        return seen
+
+    seen = asyncio.run(talk())
+    kinds = [event.type for event, _ in seen]
+    assert kinds[0] == "transcript-start" and kinds[-2:] == ["transcript", "transcript-stop"], kinds
+    assert set(kinds[1:-2]) == {"transcript-chunk"}
+    live = [TranscriptChunk.from_event(event).text for event, after in seen[1:-2] if not after]
+    assert live, "no transcript-chunk came before audio-stop"
+    chunks = [TranscriptChunk.from_event(event).text for event, _ in seen[1:-2]]
+    transcript = Transcript.from_event(seen[-2][0]).text
+    assert all(chunks) and "".join(chunks) == transcript
+    assert _words(transcript) == LONGER
+
+
+def test_a_client_before_wyoming_1_7_gets_only_the_transcript(served: Served) -> None:
+    async def talk() -> list[Event]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.wyoming_port)
+
+        async def write(event: Event) -> None:  # as wyoming 1.6 writes events: its version in every header
+            header: dict[str, object] = {"type": event.type, "version": "1.6.0", "data": event.data}
+            header["payload_length"] = len(event.payload or b"")
+            writer.write(json.dumps(header).encode() + b"\n" + (event.payload or b""))
+            await writer.drain()
+
+        try:
+            await write(Transcribe(language="en").event())
+            await _send_paced(write, _pcm(served.speech, 22050), 22050)
+            await write(AudioStop().event())
+            await write(Describe().event())  # answered after everything the utterance brings
+            seen: list[Event] = []
+            while not seen or seen[-1].type not in ("info", "error"):
+                event = await asyncio.wait_for(async_read_event(reader), 60)
+                assert event is not None, "the connection closed early"
+                seen.append(event)
+        finally:
+            writer.close()
+        return seen
+
+    seen = asyncio.run(talk())
+    assert [event.type for event in seen] == ["transcript", "info"]
+    assert _words(Transcript.from_event(seen[0]).text) == SPOKEN
 
 
 def test_a_taken_wyoming_port_is_an_error(served: Served, words_model: Path) -> None:
@@ -283,6 +369,32 @@ def test_model_languages_and_versions() -> None:
     assert model_languages("parakeet-tdt-0.6b-v2") == model_languages("words-tdt") == ["en"]
     assert knows_streaming("1.10.2") and knows_streaming("1.7.0")
     assert not knows_streaming("1.6.3") and not knows_streaming("") and not knows_streaming("x.y")
+
+
+def test_settled_text_hands_out_only_words_that_stay() -> None:
+    settled = SettledText()
+    assert settled.partial("seven") == "" and settled.partial("seven three") == "seven"
+    assert settled.partial("seven three fi") == " three" and settled.partial("seven three five") == ""
+    assert settled.partial("seven tree five hello") == ""  # a sent word changed: nothing until they agree again
+    assert settled.partial("seven three five hello") == " five" and settled.sent == "seven three five"
+    assert settled.rest("seven three five hello world") == " hello world" and settled.rest("x") == ""
+    changed = SettledText()
+    changed.partial("go left")
+    assert changed.partial("go left stop") == "go left" and changed.rest("no left stop") == ""
+    assert changed.sent == "go left" and changed.partial("go left stop") == "" and changed.partial("") == ""
+
+
+def test_audio_so_far_leaves_the_utterance_whole() -> None:
+    pcm = (np.sin(np.arange(22050) / 7) * 20000).astype("<i2").tobytes()
+    whole, peeked = AudioCollector(10), AudioCollector(10)
+    seen = []
+    for start in range(0, len(pcm), 4410):
+        whole.add(pcm[start : start + 4410], 22050, 2, 1)
+        peeked.add(pcm[start : start + 4410], 22050, 2, 1)
+        seen.append(peeked.so_far().size)
+    expected = whole.finish()
+    assert seen == sorted(seen) and 0 < seen[-1] <= expected.size
+    assert np.array_equal(peeked.finish(), expected) and abs(expected.size - 16000) <= 1
 
 
 def test_pcm_widths() -> None:

@@ -1,5 +1,6 @@
 """The Wyoming protocol (Home Assistant's speech services) over TCP: `describe` → `info`, and `transcribe`,
-`audio-start`, `audio-chunk`…, `audio-stop` → `transcript`.
+`audio-start`, `audio-chunk`…, `audio-stop` → `transcript`; clients of wyoming 1.7 or later get `transcript-start`,
+`transcript-chunk`s of settled partial text while the audio arrives, and `transcript-stop` around it.
 
 Wyoming has no authentication, so peers are checked by address, and every read is bounded in size and time.
 """
@@ -11,6 +12,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 import uvicorn
-from wyoming.asr import Transcribe, Transcript, TranscriptStart, TranscriptStop
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, Eventable, async_write_event
@@ -38,7 +40,12 @@ DEFAULT_WYOMING_PORT = 10300
 """The port Home Assistant's speech-to-text services conventionally use."""
 STREAMING_SINCE = (1, 7, 0)
 """The wyoming release that added transcript-start/-chunk/-stop; older clients do not know them."""
+PREVIEW_INTERVAL = 0.5
+"""Seconds between the starts of one connection's partial transcriptions."""
+PREVIEW_MAX_SECONDS = 30.0
+"""Utterances longer than this get no more partials (only the final)."""
 _WIDTHS = (1, 2, 3, 4)
+_WORD = re.compile(r"\S+")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -112,7 +119,7 @@ def describe(model_name: str, version: str) -> Info:
         description="Perch: offline speech recognition (Parakeet-TDT on ONNX Runtime)",
         version=version,
         models=[model],
-        supports_transcript_streaming=False,  # no partial text (transcript-chunk) is sent
+        supports_transcript_streaming=True,  # transcript-chunk for clients of wyoming 1.7 or later
     )
     return Info(asr=[program])
 
@@ -160,6 +167,12 @@ class AudioCollector:
         self._pieces.append(self._stream.resample_chunk(mono) if self._stream is not None else mono)
         return True
 
+    def so_far(self) -> npt.NDArray[np.float32]:
+        """The audio at 16 kHz received until now, the stream left open (the resampler keeps a few ms back)."""
+        samples = np.concatenate(self._pieces) if self._pieces else np.zeros(0, np.float32)
+        self._pieces = [samples]
+        return samples
+
     def finish(self) -> npt.NDArray[np.float32]:
         """All the audio at 16 kHz."""
         self._flush()
@@ -201,11 +214,46 @@ async def read_event(reader: asyncio.StreamReader, max_bytes: int) -> tuple[Even
 
 
 def knows_streaming(version: str) -> bool:
-    """Whether a client of this wyoming version understands transcript-start and transcript-stop."""
+    """Whether a client of this wyoming version understands transcript-start, -chunk and -stop."""
     try:
         return tuple(int(p) for p in version.split(".")[:3]) >= STREAMING_SINCE
     except ValueError:
         return False
+
+
+class SettledText:
+    """The words of successive partials that will not change, as transcript-chunk deltas: a word is settled once
+    it is the same, at the same place, in two partials in a row and is not the newest partial's last word."""
+
+    def __init__(self) -> None:
+        self.sent = ""
+        """The concatenation of the deltas handed out so far."""
+        self._words: list[str] = []
+        self._previous: list[str] = []
+
+    def partial(self, text: str) -> str:
+        """The newly settled text of a partial (with its leading space), or "" when nothing new settled."""
+        words = _WORD.findall(text)
+        previous, self._previous = self._previous, words
+        if words[: len(self._words)] != self._words:
+            return ""  # a word already sent changed: send nothing until the partials agree with it again
+        settled = len(self._words)
+        while settled < len(words) - 1 and settled < len(previous) and words[settled] == previous[settled]:
+            settled += 1
+        if settled == len(self._words):
+            return ""
+        delta = (" " if self._words else "") + " ".join(words[len(self._words) : settled])
+        self._words = words[:settled]
+        self.sent += delta
+        return delta
+
+    def rest(self, final: str) -> str:
+        """What the final text adds to what was sent ("" when nothing, or when it no longer starts with it)."""
+        if not final.startswith(self.sent):
+            return ""
+        delta = final[len(self.sent) :]
+        self.sent = final
+        return delta
 
 
 class _Connection:
@@ -217,9 +265,18 @@ class _Connection:
         self.language: str | None = None
         self.audio: AudioCollector | None = None
         self.streaming = False
+        self.settled = SettledText()
+        self._preview: asyncio.Task[None] | None = None
+        self._preview_started = -PREVIEW_INTERVAL
 
     async def send(self, message: Eventable) -> None:
         await async_write_event(message.event(), self.writer)
+
+    def close(self) -> None:
+        """Drop a partial transcription in progress (its result is not wanted any more)."""
+        if self._preview is not None:
+            self._preview.cancel()
+            self._preview = None
 
     async def handle(self, event: Event, version: str) -> bool:
         """Answer one event; False closes the connection."""
@@ -231,8 +288,10 @@ class _Connection:
             language = Transcribe.from_event(event).language
             self.language = language if isinstance(language, str) and language else None
         elif AudioStart.is_type(event.type) or (AudioChunk.is_type(event.type) and self.audio is None):
+            self.close()
             self.audio = AudioCollector(self.service.options.max_audio_seconds)
             self.streaming = knows_streaming(version)
+            self.settled = SettledText()
             if self.streaming:
                 await self.send(TranscriptStart(language=self.language))
             if AudioChunk.is_type(event.type):
@@ -251,12 +310,42 @@ class _Connection:
         except (KeyError, TypeError, ValueError) as exc:
             raise BadEventError("an audio-chunk without rate, width and channels") from exc
         if self.audio.add(chunk.audio, rate, width, channels):
+            self._maybe_preview()
             return True
         limit = self.service.options.max_audio_seconds
         await self.send(Error(text=f"the audio is longer than this server's limit of {limit:g} s", code="too-long"))
         return False
 
+    def _maybe_preview(self) -> None:
+        """Start a partial transcription of the audio so far when one is useful and none is running."""
+        assert self.audio is not None
+        now = asyncio.get_running_loop().time()
+        if (
+            not self.streaming
+            or (self._preview is not None and not self._preview.done())
+            or now - self._preview_started < PREVIEW_INTERVAL
+            or self.audio.seconds > PREVIEW_MAX_SECONDS
+        ):
+            return
+        samples = self.audio.so_far()
+        if samples.size:
+            self._preview_started = now
+            self._preview = asyncio.create_task(self._run_preview(samples))
+
+    async def _run_preview(self, samples: npt.NDArray[np.float32]) -> None:
+        """Send the text that a partial settled (cancelled, by `close`, once it is stale)."""
+        partial = await self.service.transcriber.preview(samples)
+        if partial is None or self._preview is not asyncio.current_task():
+            return
+        delta = self.settled.partial(partial.text)
+        if self.service.options.debug:
+            log.debug("Wyoming: partial of %.1f s: %s", samples.size / SAMPLE_RATE, partial.text)
+        if delta:
+            with contextlib.suppress(OSError):  # the client went away: the connection's loop sees it
+                await self.send(TranscriptChunk(text=delta))
+
     async def _stop(self) -> bool:
+        self.close()
         samples = self.audio.finish() if self.audio is not None else np.zeros(0, np.float32)
         self.audio = None
         text = ""
@@ -270,6 +359,9 @@ class _Connection:
         if self.service.options.debug:
             log.debug("Wyoming: transcribed %.1f s: %s", samples.size / SAMPLE_RATE, text)
         language = self.language or self.service.default_language
+        rest = self.settled.rest(text) if self.streaming else ""
+        if rest:
+            await self.send(TranscriptChunk(text=rest))
         await self.send(Transcript(text=text, language=language))
         if self.streaming:
             await self.send(TranscriptStop())
@@ -345,6 +437,8 @@ class WyomingServer:
             pass  # the client went away
         except Exception as exc:
             log.warning("a Wyoming connection from %s failed: %s", where, type(exc).__name__)
+        finally:
+            connection.close()
 
 
 async def serve_with(http: uvicorn.Server, wyoming: WyomingServer) -> None:
