@@ -17,6 +17,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def has_ipv6_loopback() -> bool:
+    """Whether this machine can listen on ::1 (the service then listens there too)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def health(base: str) -> int:
     """The status of `GET /health`, 0 when nothing answers."""
     try:

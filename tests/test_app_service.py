@@ -18,7 +18,7 @@ from app.service.wyoming_server import WyomingOptions
 from stt.engine import Recognizer
 from stt.worker import EngineWorker
 from tests.perch_process import App, perch_app_fixture  # noqa: F401  (the `perch_app` fixture)
-from tests.service_process import free_port, health
+from tests.service_process import free_port, has_ipv6_loopback, health
 
 SPOKEN = "seven three five hello world"
 
@@ -46,6 +46,26 @@ def test_serves_on_loopback_and_stops_within_seconds() -> None:
     service.start()  # the same port again at once
     assert health(f"http://127.0.0.1:{port}") == 503
     service.stop()
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_serves_ipv6_loopback_on_the_same_port() -> None:
+    port = free_port()
+    service = BackgroundService(_idle_worker(), "words", port, "secret")
+    service.start()
+    try:
+        assert health(f"http://[::1]:{port}") == 503 and health(f"http://127.0.0.1:{port}") == 503
+    finally:
+        service.stop()
+    assert health(f"http://[::1]:{port}") == 0
+    with socket.socket(socket.AF_INET6) as taken:  # the IPv6 side in use is as clear as the IPv4 one
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        service = BackgroundService(_idle_worker(), "words", port, "secret")
+        with pytest.raises(ServiceStartError, match=rf"^cannot listen on \[::1\]:{port} \(.*choose another port$"):
+            service.start()
+    assert not service.running and health(f"http://127.0.0.1:{port}") == 0  # nothing left half-started
 
 
 def test_port_in_use_is_one_clear_line() -> None:

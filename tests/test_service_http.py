@@ -326,4 +326,5 @@ def test_engine_failures_are_errors_not_crashes(failing_api: Callable[[int], Tes
 
 def test_sessions_over_the_limit_are_refused(failing_api: Callable[[int], TestClient]) -> None:
     reply = failing_api(0).post("/v1/audio/transcriptions", files={"file": ("a.wav", _wav_bytes())})
-    assert reply.status_code == 429 and reply.json()["error"]["type"] == "rate_limit_error"
+    assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
+    assert reply.json()["error"]["code"] == "server_busy" and "try again" in reply.json()["error"]["message"]

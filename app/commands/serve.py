@@ -31,6 +31,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--allow-host", action="append", default=[], metavar="NAME", help="another Host name clients may use"
     )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a web page origin allowed to call the API (e.g. http://localhost:3000; it still needs the token)",
+    )
     add_wyoming_options(parser)
     add_model_options(parser)
     parser.set_defaults(func=run)
@@ -79,10 +86,18 @@ def wyoming_options(args: argparse.Namespace) -> WyomingOptions | None:
     return WyomingOptions(host=args.wyoming_host, port=args.wyoming_port, allowed=allowed, debug=args.debug)
 
 
+def web_origin(value: str) -> str:
+    """`--allow-origin` as browsers send it (`scheme://host[:port]`); raises ValueError with what to do."""
+    scheme, sep, rest = value.strip().rstrip("/").lower().partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise ValueError(f"--allow-origin {value!r}: give an origin such as http://localhost:3000 (no path)")
+    return f"{scheme}://{rest}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the model on the engine thread and serve until interrupted."""
     from app.service.recognition import WorkerTranscriber
-    from app.service.server import ServiceOptions, build_server, is_loopback
+    from app.service.server import ServiceOptions, ServiceStartError, build_server, is_loopback
     from app.service.token import load_or_create_token, token_path
     from app.service.wyoming_server import WyomingStartError, serve_with
     from stt.engine import Recognizer
@@ -96,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         wyoming = wyoming_options(args)
+        origins = tuple(web_origin(o) for o in args.allow_origin)
     except ValueError as exc:
         error(str(exc))
         return 2
@@ -126,10 +142,15 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         max_sessions=args.max_sessions,
+        allowed_origins=origins,
         allowed_hosts=tuple(args.allow_host),
         debug=args.debug,
     )
-    server = build_server(WorkerTranscriber(worker, name), service)
+    try:
+        server = build_server(WorkerTranscriber(worker, name), service)
+    except ServiceStartError as exc:
+        error(str(exc))
+        return 1
     where = "given with --token" if args.token else f"in {token_path()}"
     print(f"perch: serving {name} at {service.url} (token {where}); Ctrl+C stops", flush=True)
     wyoming_server = None
@@ -162,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         error(f"{exc} (choose another --wyoming-port)")
         failed.set()
     finally:
+        server.close_sockets()
         worker.close()
     logging.getLogger("perch.service").info("stopped")
     if failed.is_set() or not server.started:

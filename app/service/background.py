@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import sys
 import threading
-
-import uvicorn
 
 from app import __version__
 from app.service.recognition import WorkerTranscriber
-from app.service.server import DEFAULT_HOST, ServiceOptions, build_server
+from app.service.server import DEFAULT_HOST, PreboundServer, ServiceOptions, ServiceStartError, build_server
 from app.service.wyoming_server import WyomingOptions, WyomingServer, WyomingStartError
 from stt.worker import EngineWorker
 
@@ -26,21 +22,19 @@ STOP_SECONDS = 2.0
 START_SECONDS = 10.0
 """How long the Wyoming server may take to listen."""
 
-
-class ServiceStartError(OSError):
-    """The service could not listen; the message is one line saying why and what to do."""
+__all__ = ["BackgroundService", "ServiceStartError"]
 
 
 class BackgroundService:
-    """`start()` listens on 127.0.0.1:`port` and serves on a daemon thread; `stop()` shuts it down.
-    With `wyoming`, the Wyoming protocol is served too, on 127.0.0.1 at its usual port."""
+    """`start()` listens on 127.0.0.1:`port` and [::1]:`port` and serves on a daemon thread; `stop()` shuts it
+    down. With `wyoming`, the Wyoming protocol is served too, on 127.0.0.1 at its usual port."""
 
     def __init__(self, worker: EngineWorker, model_name: str, port: int, token: str, wyoming: bool = False) -> None:
         self.worker = worker
         self.model_name = model_name
         self.options = ServiceOptions(token=token, host=DEFAULT_HOST, port=port)
         self.wyoming = WyomingOptions() if wyoming else None
-        self._server: uvicorn.Server | None = None
+        self._server: PreboundServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -57,7 +51,6 @@ class BackgroundService:
         """Bind the port and serve in the background; raises `ServiceStartError` when a port cannot be used."""
         if self.running:
             return
-        sock = _listen(self.options.host, self.options.port)
         transcriber = WorkerTranscriber(self.worker, self.model_name)
         server = build_server(transcriber, self.options)
         server.config.timeout_graceful_shutdown = int(STOP_SECONDS)
@@ -66,7 +59,7 @@ class BackgroundService:
         failed: list[str] = []
         self._server = server
         self._thread = threading.Thread(
-            target=self._serve, args=(server, sock, wyoming, listening, failed), name="perch-service", daemon=True
+            target=self._serve, args=(server, wyoming, listening, failed), name="perch-service", daemon=True
         )
         self._thread.start()
         listening.wait(START_SECONDS)
@@ -90,8 +83,7 @@ class BackgroundService:
 
     @staticmethod
     def _serve(
-        server: uvicorn.Server,
-        sock: socket.socket,
+        server: PreboundServer,
         wyoming: WyomingServer | None,
         listening: threading.Event,
         failed: list[str],
@@ -105,7 +97,7 @@ class BackgroundService:
                     return
             listening.set()
             try:
-                await server.serve(sockets=[sock])
+                await server.serve()
             finally:
                 if wyoming is not None:
                     await wyoming.close()
@@ -115,21 +107,5 @@ class BackgroundService:
         except (Exception, SystemExit):  # uvicorn exits when it cannot start; the app must carry on
             log.exception("the service stopped unexpectedly")
         finally:
-            sock.close()
+            server.close_sockets()
             listening.set()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, so that a port in use is reported before anything runs."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if sys.platform != "win32":  # elsewhere it only allows rebinding a port whose old connections are closing
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        reason = exc.strerror or str(exc)
-        raise ServiceStartError(f"cannot listen on {host}:{port} ({reason}); choose another port") from None
-    sock.set_inheritable(False)
-    return sock

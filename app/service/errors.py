@@ -15,7 +15,13 @@ def error_body(
 
 
 def error_response(
-    status: int, message: str, kind: str = INVALID_REQUEST, param: str | None = None, code: str | None = None
+    status: int,
+    message: str,
+    kind: str = INVALID_REQUEST,
+    param: str | None = None,
+    code: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """An error with its HTTP status."""
-    return JSONResponse(error_body(message, kind, param, code), status_code=status)
+    """An error with its HTTP status (and any extra headers, such as `Retry-After`)."""
+    return JSONResponse(error_body(message, kind, param, code), status_code=status, headers=headers)

@@ -68,6 +68,12 @@ class GuardRules:
         return hmac.compare_digest(given.strip().encode(), self.token.encode())
 
 
+def _is_preflight(scope: Scope, headers: Headers) -> bool:
+    """A browser's CORS preflight, which never carries the token; the CORS middleware answers it, after the Origin
+    check (a preflight has an `Origin`, so it only gets here from an allowed one)."""
+    return scope.get("method") == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
+
+
 class Guard:
     """Rejects what the rules forbid before any route sees it, and counts body bytes as they stream in."""
 
@@ -100,9 +106,9 @@ class Guard:
             return 421, "this server only answers requests addressed to its own host name", "invalid_host"
         origin = headers.get("origin")
         if origin is not None and origin not in rules.origins:
-            return 403, f"requests from the web origin {origin!r} are not allowed", "origin_not_allowed"
-        path = str(scope.get("path", ""))
-        if path not in PUBLIC_PATHS and not rules.token_matches(headers.get("authorization")):
+            return 403, f"the web origin {origin!r} is not allowed (see `--allow-origin`)", "origin_not_allowed"
+        needs_token = str(scope.get("path", "")) not in PUBLIC_PATHS and not _is_preflight(scope, headers)
+        if needs_token and not rules.token_matches(headers.get("authorization")):
             return 401, "a valid token is required: send `Authorization: Bearer <token>`", "invalid_api_key"
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > rules.max_body_bytes):

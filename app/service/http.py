@@ -14,6 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
@@ -42,7 +43,7 @@ class ApiOptions:
 
     rules: GuardRules
     max_sessions: int = 4
-    """Transcriptions at once; more get 429 (each still runs on the one engine thread, in turn)."""
+    """Transcriptions at once; more get 503 with `Retry-After` (each still runs on the one engine thread, in turn)."""
     debug: bool = False
     """Log what was transcribed (never without it)."""
 
@@ -61,9 +62,22 @@ def create_app(transcriber: WorkerTranscriber, options: ApiOptions) -> Starlette
             WebSocketRoute("/v1/stream", stream.__call__),
             WebSocketRoute("/v1/realtime", realtime.__call__),
         ],
-        middleware=[Middleware(Guard, rules=options.rules)],
+        middleware=_middleware(options.rules),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
+
+
+def _middleware(rules: GuardRules) -> list[Middleware]:
+    """The guard, then CORS for the web origins it lets in (none by default: no CORS headers at all)."""
+    if not rules.origins:
+        return [Middleware(Guard, rules=rules)]
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=sorted(rules.origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+    return [Middleware(Guard, rules=rules), cors]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -104,7 +118,7 @@ class _Api:
         if not self.transcriber.loaded:
             return error_response(503, "the model is still loading; try again shortly", "server_error")
         if self.active >= self.options.max_sessions:
-            return error_response(429, "too many transcriptions at once; try again shortly", "rate_limit_error")
+            return self._busy()
         self.active += 1
         streaming = False
         try:
@@ -114,6 +128,13 @@ class _Api:
         finally:
             if not streaming:
                 self.active -= 1
+
+    def _busy(self) -> Response:
+        message = (
+            f"the server is already running {self.options.max_sessions} transcription(s), its limit "
+            "(--max-sessions); try again in a moment"
+        )
+        return error_response(503, message, "server_error", code="server_busy", headers={"Retry-After": "1"})
 
     def _release(self) -> None:
         self.active -= 1
