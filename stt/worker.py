@@ -113,8 +113,8 @@ class _YieldingCall:
     work: Callable[[Recognizer, ort.RunOptions], Any]
     future: Future[Any]
     redo: bool
-    gave_way: bool = False
-    """Already stopped once for dictation: it now runs to the end."""
+    stops: int = 0
+    """Times it was stopped for dictation; after MAX_STOPS it runs to the end."""
 
 
 class GaveWayError(RuntimeError):
@@ -124,6 +124,10 @@ class GaveWayError(RuntimeError):
 _Job = _Open | _Audio | _Close | _Drop | _End | _Cancel | _Options | _Call | _YieldingCall
 _SUBMITTED = (_Call, _YieldingCall)
 _URGENT = (_Close, _End, _Cancel)
+_STOPS_SUBMITTED = (_Open, *_URGENT)
+"""Dictation jobs that stop yielding work in progress: an utterance begins, or its final is due."""
+MAX_STOPS = 3
+"""Times yielding work may be stopped and redone, so that it always ends."""
 _DICTATION = (_Open, _Audio, _Close, _Drop, _End, _Cancel)
 
 
@@ -236,10 +240,10 @@ class EngineWorker:
         self._put(_Options(options))
 
     def submit(self, work: Callable[[Recognizer], T]) -> Future[T]:
-        """Run `work(recognizer)` on the engine thread after the submitted work already waiting, and after any
-        dictation job that waits or arrives before it starts (the model is not thread-safe: its sessions keep
-        device buffers); the future fails when the model did not load. Keep each piece of work short: one that
-        runs delays a dictation final by what is left of it."""
+        """Run `work(recognizer)` on the engine thread after the submitted work already waiting (the model is not
+        thread-safe: its sessions keep device buffers). Dictation comes first: its jobs, and its partial steps
+        when due, go before submitted work. The future fails when the model did not load. Keep each piece of work
+        short, or use `submit_yielding`."""
         future: Future[T] = Future()
         with self._cond:
             if self._closing:
@@ -249,10 +253,11 @@ class EngineWorker:
         return future
 
     def submit_yielding(self, work: Callable[[Recognizer, ort.RunOptions], T], *, redo: bool = True) -> Future[T]:
-        """Like `submit`, for `work(recognizer, run_options)` that passes `run_options` to every model run: when a
-        dictation final needs the engine while it runs, ONNX Runtime stops it and the final goes first. Stopped
-        work runs again after dictation's jobs (`redo`; it gives way only once, so it always ends). Without
-        `redo` it is a preview: it also gives way to any other job, and its future fails with `GaveWayError`."""
+        """Like `submit`, for `work(recognizer, run_options)` that passes `run_options` to every model run: when an
+        utterance begins or a dictation final is due while it runs, ONNX Runtime stops it and dictation goes
+        first. Stopped work runs again when submitted work may run (`redo`; after MAX_STOPS stops it runs to the
+        end). Without `redo` it is a preview: it gives way to any other job too, and its future fails with
+        `GaveWayError`."""
         future: Future[T] = Future()
         with self._cond:
             if self._closing:
@@ -303,8 +308,8 @@ class EngineWorker:
                 self._partial_run.terminate = True
             if isinstance(job, _DICTATION) and self._file_run is not None:
                 self._file_run.terminate = True
-            if self._call_run is not None and (isinstance(job, _URGENT) or self._call_previews):
-                self._call_run.terminate = True  # a final first; and a preview gives way to any other work
+            if self._call_run is not None and (isinstance(job, _STOPS_SUBMITTED) or self._call_previews):
+                self._call_run.terminate = True  # the person first; and a preview gives way to any other work
             self._cond.notify()
 
     # The worker thread.
@@ -327,7 +332,7 @@ class EngineWorker:
             with self._cond:
                 while not self._jobs and not self._closing and not self._partial_due() and not self._file_due():
                     self._cond.wait(self._pacer.wait() if self._partial_waits() else None)
-                if self._jobs:
+                if self._takes_job():
                     job: _Job | None = self._next_job()
                 elif self._closing:
                     break
@@ -353,9 +358,16 @@ class EngineWorker:
                     self._working = False
         self._fail_files("Perch is quitting; the transcription was not finished")
 
+    def _takes_job(self) -> bool:
+        """Whether the next thing to do is a queued job: dictation's before anything, submitted work after a
+        partial step of the person's dictation that is due (closing: every job, to finish)."""
+        if not self._jobs:
+            return False
+        return self._closing or not self._partial_due() or any(not isinstance(j, _SUBMITTED) for j in self._jobs)
+
     def _next_job(self) -> _Job:
-        """The oldest job, except that dictation's jobs go before submitted work that waits (the person at the
-        keyboard comes first); each kind keeps its own order."""
+        """The oldest job, except that dictation's jobs go before submitted work (the person at the keyboard comes
+        first); each kind keeps its own order."""
         if isinstance(self._jobs[0], _SUBMITTED):
             for index, job in enumerate(self._jobs):
                 if not isinstance(job, _SUBMITTED):
@@ -432,16 +444,16 @@ class EngineWorker:
             job.future.set_exception(exc)
 
     def _yielding_call(self, job: _YieldingCall) -> None:
-        if not job.gave_way and not job.future.set_running_or_notify_cancel():
+        if not job.stops and not job.future.set_running_or_notify_cancel():
             return
         if self.recognizer is None:
             job.future.set_exception(ModelError(self.load_error or "the model is not loaded"))
             return
         run = ort.RunOptions()
-        if not job.gave_way:
+        if job.stops < MAX_STOPS:
             with self._cond:
                 self._call_run, self._call_previews = run, not job.redo
-                run.terminate = any(isinstance(waiting, _URGENT) or not job.redo for waiting in self._jobs)
+                run.terminate = any(isinstance(waiting, _STOPS_SUBMITTED) or not job.redo for waiting in self._jobs)
         try:
             result = job.work(self.recognizer, run)
         except Exception as exc:
@@ -449,7 +461,7 @@ class EngineWorker:
                 job.future.set_exception(exc)
             elif job.redo:
                 with self._cond:  # back to the front of the submitted work, behind the dictation that stopped it
-                    self._jobs.appendleft(replace(job, gave_way=True))
+                    self._jobs.appendleft(replace(job, stops=job.stops + 1))
             else:
                 job.future.set_exception(GaveWayError("stopped for dictation"))
         else:

@@ -14,8 +14,9 @@ end-of-speech wait (`min_silence_ms`, 500 ms).
 
 With PERCH_BENCH_MODEL=DIR (and PERCH_BENCH_QUANTIZATION, default int8) it runs another model, e.g. the
 real-size one from bench/make_real_size_model.py; its random weights give no words, so only timings and counts
-are checked. PERCH_BENCH_NO_YIELD=1 makes API work run to the end instead of giving way to dictation finals, for
-comparison.
+are checked. PERCH_BENCH_NO_YIELD=1 lets API work run to its end instead of giving way to dictation, and before the
+caption's partial steps (only dictation jobs waiting go first), for comparison. PERCH_BENCH_GAP_S puts a
+pause after each dictation under load.
 
 It is not part of the test run (the file name does not start with `test_`).
 """
@@ -43,6 +44,7 @@ from websockets.asyncio.client import connect
 from app.service.background import BackgroundService
 from stt.dictation import Dictation, DictationOptions
 from stt.engine import Recognizer
+from stt.events import Partial
 from stt.modelfiles import ModelFiles
 from stt.runtime import RuntimeOptions
 from stt.vad import SileroVad
@@ -56,6 +58,8 @@ from .service_process import free_port
 
 PHRASES = ["seven three five", "hello world", "left right up down", "yes no stop go"]
 RUNS = int(os.environ.get("PERCH_BENCH_RUNS", "10"))
+GAP_S = float(os.environ.get("PERCH_BENCH_GAP_S", "0"))
+"""The pause between two dictations under load (0: one after the other, the person never stops)."""
 STREAMS = 4
 UPLOAD_SECONDS = 24.0
 UPLOAD_EVERY_S = 5.0
@@ -155,9 +159,12 @@ def test_service_beside_dictation(
     quantization: Literal["fp32", "int8"] = "fp32"
     if other:
         quantization = "fp32" if os.environ.get("PERCH_BENCH_QUANTIZATION") == "fp32" else "int8"
-    if os.environ.get("PERCH_BENCH_NO_YIELD") == "1":
+    gives_way = os.environ.get("PERCH_BENCH_NO_YIELD") != "1"
+    if not gives_way:
         monkeypatch.setattr(EngineWorker, "submit_yielding", _never_yield)
-    print(f"\nmodel {model} ({quantization}), API work gives way: {os.environ.get('PERCH_BENCH_NO_YIELD') != '1'}")
+        monkeypatch.setattr(EngineWorker, "_takes_job", lambda self: bool(self._jobs))
+    print(f"\nmodel {model} ({quantization}); API work gives way to dictation and its caption: {gives_way}")
+    print(f"pause after each dictation under load: {GAP_S} s")
     recognizer = Recognizer(ModelFiles.locate(model, quantization), RuntimeOptions(device="cpu"))
     events = Recorder()
     worker = EngineWorker(lambda: recognizer, events, WorkerOptions(partials="low"))
@@ -172,6 +179,7 @@ def test_service_beside_dictation(
     dictation.open()
     speech = speak(UTTERANCE)
     idle = [dictate(source, dictation, events, speech, i, check=check) for i in range(RUNS)]
+    idle_partials = len(events.of(Partial))
 
     pcm, ends = track(speak)
     upload = write_long_file(
@@ -197,7 +205,10 @@ def test_service_beside_dictation(
     for thread in threads:
         thread.start()
     time.sleep(3.0)
-    busy = [dictate(source, dictation, events, speech, RUNS + i, check=check) for i in range(RUNS)]
+    busy = []
+    for i in range(RUNS):
+        busy.append(dictate(source, dictation, events, speech, RUNS + i, check=check))
+        time.sleep(GAP_S)
     stop.set()
     for thread in threads:
         thread.join(120)
@@ -210,6 +221,9 @@ def test_service_beside_dictation(
     print(f"{'dictation stop->final, idle':32} {RUNS:>12}  {ms(idle)}")
     print(f"{'dictation stop->final, loaded':32} {RUNS:>12}  {ms(busy)}")
     print(f"{'  p95 difference':32} {'':>12}  {percentile(busy, 95) - percentile(idle, 95):+.1f} ms")
+    loaded_partials = len(events.of(Partial)) - idle_partials
+    updates = f"idle {idle_partials / RUNS:.1f}, loaded {loaded_partials / RUNS:.1f}"
+    print(f"{'caption updates per dictation':32} {'':>12}  {updates}")
     latencies: list[float] = []
     for i, stats in enumerate(results):
         latencies += stats.latencies_ms()

@@ -480,6 +480,30 @@ def test_running_submitted_work_gives_way_to_a_dictation_final(recognizer: Recog
     assert runs == [0, 1]
 
 
+def test_the_persons_partials_go_before_submitted_work(recognizer: Recognizer, speak: Speak) -> None:
+    """A due partial step of the caption runs before work other programs submitted (which fills the gaps)."""
+    order: list[str] = []
+
+    def emit(event: object) -> None:
+        if isinstance(event, Partial):
+            order.append("partial")
+
+    worker = EngineWorker(lambda: recognizer, emit, WorkerOptions(partials="quality"))
+    worker.start()
+    worker.ready.wait()
+    try:
+        worker.open_segment(1, 0, 0.0)
+        worker.audio(1, 0, speak("hello world seven three five"))
+        requests = [worker.submit(lambda _r: (time.sleep(0.05), order.append("api"))) for _ in range(10)]
+        for future in requests:
+            future.result(20)
+        worker.cancel_utterance(1)
+    finally:
+        worker.close()
+    assert order.count("api") == 10
+    assert "partial" in order[: order.index("api") + 1], order
+
+
 @pytest.mark.parametrize("by", ["dictation", "request"])
 def test_a_preview_that_gave_way_is_not_run_again(recognizer: Recognizer, speak: Speak, by: str) -> None:
     """A preview (a service session's partial) stops for a dictation final, and for any other work at all."""
