@@ -3,6 +3,7 @@ a busy server's 503, a port in use, and logs without the audio's words."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -51,8 +52,13 @@ class Served:
 def _serve(model: Path, speech: Path, output: Path, *args: str) -> Served:
     port = free_port()
     command = [sys.executable, "-m", "app", "serve", "--model", str(model), "--device", "cpu", "--port", str(port)]
+    temp = output.parent / "tmp"  # the server's temporary folder, which should stay empty
+    temp.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(temp)}
     with output.open("w") as log:
-        process = subprocess.Popen([*command, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [*command, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True, env=env
+        )
     served = Served(process, port, "", speech, output)
     wait_until_healthy(process, served.base, output)
     served.token = token_path().read_text().strip()
@@ -194,6 +200,31 @@ def _heard(served: Served) -> None:
     with served.speech.open("rb") as audio:
         events = list(served.openai().audio.transcriptions.create(model="whisper-1", file=audio, stream=True))
     assert events[-1].type == "transcript.text.done" and _words(events[-1].text) == SPOKEN
+
+
+def test_an_upload_never_touches_the_disk(served: Served, tmp_path: Path) -> None:
+    """A 3 MB upload (past the size where form parsers usually spill to a temporary file), sent slowly: the server
+    opens no new file in its temporary folder, nor any deleted one, while it reads and transcribes it."""
+    temp = served.output.parent / "tmp"
+    before = set(temp.iterdir())  # ONNX Runtime leaves a small `.ses` note there when it loads
+    big = tmp_path / "big.wav"
+    big.write_bytes(served.speech.read_bytes() + bytes(3_000_000))
+    command = ["curl", "-s", "--limit-rate", "1M", *_auth(served), "-F", f"file=@{big}", "-F", "model=whisper-1"]
+    command += ["-F", "response_format=text"]
+    curl = subprocess.Popen([*command, f"{served.base}/v1/audio/transcriptions"], stdout=subprocess.PIPE, text=True)
+    opened: set[str] = set()
+    fds = Path(f"/proc/{served.process.pid}/fd")
+    while curl.poll() is None:
+        for fd in fds.iterdir():
+            try:
+                opened.add(str(fd.readlink()))
+            except OSError:
+                continue  # closed meanwhile
+        time.sleep(0.02)
+    answer, _ = curl.communicate()
+    assert _words(answer).startswith(SPOKEN), answer
+    assert not [name for name in opened if name.startswith(str(temp)) or "(deleted)" in name], opened
+    assert set(temp.iterdir()) == before
 
 
 def test_the_log_holds_none_of_the_words(served: Served) -> None:
