@@ -494,7 +494,11 @@ def test_the_persons_partials_go_before_submitted_work(recognizer: Recognizer, s
     try:
         worker.open_segment(1, 0, 0.0)
         worker.audio(1, 0, speak("hello world seven three five"))
-        requests = [worker.submit(lambda _r: (time.sleep(0.05), order.append("api"))) for _ in range(10)]
+        def request(_r: Recognizer) -> None:
+            time.sleep(0.05)
+            order.append("api")
+
+        requests = [worker.submit(request) for _ in range(10)]
         for future in requests:
             future.result(20)
         worker.cancel_utterance(1)
