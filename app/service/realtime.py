@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import logging
 from dataclasses import replace
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from app.service.realtime_events import (
     RATE,
@@ -25,36 +24,19 @@ from app.service.realtime_events import (
 )
 from app.service.recognition import WorkerTranscriber
 from app.service.session import Ended, SessionOptions, StreamSession
-from app.service.sessions import SessionLimit, StalledClientError, admit, drop_stalled, send_within
-from app.service.stream import CLOSE_NORMAL, CLOSE_TOO_BIG, MAX_MESSAGE_BYTES, PcmDecoder
+from app.service.sessions import SessionEndpoint, StalledClientError, converse, send_within
+from app.service.stream import CLOSE_TOO_BIG, MAX_MESSAGE_BYTES, PcmDecoder
 
 log = logging.getLogger("perch.service")
 
 UPDATES = {"session.update": "session.updated", "transcription_session.update": "transcription_session.updated"}
 
 
-class RealtimeEndpoint:
+class RealtimeEndpoint(SessionEndpoint):
     """The WebSocket route; at most `max_sessions` at once, each with its own VAD and segmenter."""
 
-    def __init__(
-        self,
-        transcriber: WorkerTranscriber,
-        sessions: SessionLimit,
-        debug: bool = False,
-        options: SessionOptions | None = None,
-    ) -> None:
-        self.transcriber = transcriber
-        self.sessions = sessions
-        self.debug = debug
-        self.options = options or SessionOptions()
-
-    async def __call__(self, websocket: WebSocket) -> None:
-        if not await admit(websocket, self.transcriber, self.sessions):
-            return
-        try:
-            await _Connection(websocket, self.transcriber, self.options, self.debug).serve()
-        finally:
-            self.sessions.leave()
+    async def serve(self, websocket: WebSocket) -> None:
+        await _Connection(websocket, self.transcriber, self.options, self.debug).serve()
 
 
 class _Connection:
@@ -77,27 +59,11 @@ class _Connection:
             await send_within(self.websocket, {"event_id": new_id("event"), **message}, self.options.send_seconds)
 
     async def serve(self) -> None:
-        sender = asyncio.create_task(self._forward())
-        try:
-            await self.send({"type": "session.created", "session": self.config.ga(self.id)})
-            reason = await self._receive()
-            if reason is None:  # the client has gone
-                return
-            await self.session.stop()
-            await sender
-            await self.websocket.close(CLOSE_NORMAL, reason)
-        except StalledClientError:
-            await drop_stalled(self.websocket)
-        except (WebSocketDisconnect, RuntimeError):  # the client went while we spoke
-            pass
-        finally:
-            self.session.close()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, StalledClientError):
-                await sender
+        await converse(self.websocket, self.session, self._receive(), self._forward())
 
     async def _receive(self) -> str | None:
         """Read client events until the session must end (the close reason) or the client goes (None)."""
+        await self.send({"type": "session.created", "session": self.config.ga(self.id)})
         while True:
             try:
                 message = await asyncio.wait_for(self.websocket.receive(), self.options.idle_seconds)

@@ -1,18 +1,21 @@
-"""Admission of WebSocket streams (the model must be loaded, and every streaming route shares one session limit),
-and the rules that keep a client that stops reading from holding a session."""
+"""What the streaming WebSocket routes share: admission (the model must be loaded, and every streaming route shares
+one session limit), a session's lifecycle, and the rules that keep a client that stops reading from holding one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.service.recognition import WorkerTranscriber
+from app.service.session import SessionOptions, StreamSession
 
-CLOSE_TRY_LATER = 1013
+CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
+CLOSE_TRY_LATER = 1013
 
 
 class StalledClientError(Exception):
@@ -38,16 +41,65 @@ class SessionLimit:
         self.active -= 1
 
 
-async def admit(websocket: WebSocket, transcriber: WorkerTranscriber, limit: SessionLimit) -> bool:
-    """Accept the socket and take a place for it, or close it with the reason; the caller leaves when done."""
-    await websocket.accept()
-    if not transcriber.loaded:
-        await websocket.close(CLOSE_TRY_LATER, "the model is still loading; try again shortly")
-        return False
-    if not limit.enter():
-        await websocket.close(CLOSE_TRY_LATER, f"this server takes {limit.maximum} streams at once")
-        return False
-    return True
+class SessionEndpoint:
+    """A streaming WebSocket route: each connection is admitted (the model loaded, a place free in the shared
+    limit, else closed at once with the reason), then served by `serve()`, and its place given back."""
+
+    def __init__(
+        self,
+        transcriber: WorkerTranscriber,
+        sessions: SessionLimit,
+        debug: bool = False,
+        options: SessionOptions | None = None,
+    ) -> None:
+        self.transcriber = transcriber
+        self.sessions = sessions
+        self.debug = debug
+        self.options = options or SessionOptions()
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        if not self.transcriber.loaded:
+            await websocket.close(CLOSE_TRY_LATER, "the model is still loading; try again shortly")
+        elif not self.sessions.enter():
+            await websocket.close(CLOSE_TRY_LATER, f"this server takes {self.sessions.maximum} streams at once")
+        else:
+            try:
+                await self.serve(websocket)
+            finally:
+                self.sessions.leave()
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Serve one admitted connection until it ends."""
+        raise NotImplementedError
+
+
+async def converse(
+    websocket: WebSocket,
+    session: StreamSession,
+    receive: Coroutine[Any, Any, str | None],
+    forward: Coroutine[Any, Any, None],
+) -> None:
+    """Run one session: `forward` sends its events while `receive` reads the client. When `receive` gives a close
+    reason the session is flushed, every event sent and the socket closed with that reason; when it gives None (the
+    client has gone) the session is dropped; a client that stops reading is dropped with CLOSE_POLICY."""
+    sender = asyncio.ensure_future(forward)
+    try:
+        reason = await receive
+        if reason is None:
+            return
+        await session.stop()
+        await sender
+        await websocket.close(CLOSE_NORMAL, reason)
+    except StalledClientError:
+        await drop_stalled(websocket)
+    except (WebSocketDisconnect, RuntimeError):  # the client went while we spoke
+        pass
+    finally:
+        session.close()
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, StalledClientError):
+            await sender
 
 
 async def send_within(websocket: WebSocket, message: dict[str, Any], seconds: float) -> None:

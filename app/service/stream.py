@@ -4,7 +4,6 @@ translated to and from a `StreamSession`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -12,9 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import soxr
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-from app.service.recognition import WorkerTranscriber
 from app.service.session import (
     Committed,
     Ended,
@@ -22,12 +20,11 @@ from app.service.session import (
     Final,
     Partial,
     SessionEvent,
-    SessionOptions,
     SpeechStart,
     SpeechStop,
     StreamSession,
 )
-from app.service.sessions import SessionLimit, StalledClientError, admit, drop_stalled, send_within
+from app.service.sessions import SessionEndpoint, StalledClientError, converse, send_within
 from stt.engine import SAMPLE_RATE
 
 log = logging.getLogger("perch.service")
@@ -35,7 +32,7 @@ log = logging.getLogger("perch.service")
 MAX_MESSAGE_BYTES = 1 << 20
 """Larger messages close the socket with 1009."""
 ENCODINGS = {"pcm_s16le": "<i2", "pcm_f32le": "<f4"}
-CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_TOO_BIG = 1000, 1003, 1009
+CLOSE_UNSUPPORTED, CLOSE_TOO_BIG = 1003, 1009
 
 
 class BadFormatError(ValueError):
@@ -90,57 +87,30 @@ def event_messages(event: SessionEvent) -> list[dict[str, Any]]:
     return [{"type": "session.end"}]
 
 
-class StreamEndpoint:
+class StreamEndpoint(SessionEndpoint):
     """The WebSocket route; at most `max_sessions` at once, each with its own VAD and segmenter."""
 
-    def __init__(
-        self,
-        transcriber: WorkerTranscriber,
-        sessions: SessionLimit,
-        debug: bool = False,
-        options: SessionOptions | None = None,
-    ) -> None:
-        self.transcriber = transcriber
-        self.sessions = sessions
-        self.debug = debug
-        self.options = options or SessionOptions()
-
-    async def __call__(self, websocket: WebSocket) -> None:
-        if not await admit(websocket, self.transcriber, self.sessions):
-            return
+    async def serve(self, websocket: WebSocket) -> None:
+        query = websocket.query_params
         try:
-            query = websocket.query_params
-            try:
-                decoder = PcmDecoder(query.get("encoding", "pcm_s16le"), int(query.get("sample_rate", SAMPLE_RATE)))
-            except ValueError as exc:
-                await websocket.send_json({"type": "error", "message": str(exc)})
-                await websocket.close(CLOSE_UNSUPPORTED, "unsupported audio format")
-                return
-            await self._serve(websocket, decoder)
-        finally:
-            self.sessions.leave()
+            decoder = PcmDecoder(query.get("encoding", "pcm_s16le"), int(query.get("sample_rate", SAMPLE_RATE)))
+        except ValueError as exc:
+            await websocket.send_json({"type": "error", "message": str(exc)})
+            await websocket.close(CLOSE_UNSUPPORTED, "unsupported audio format")
+            return
+        await self._serve(websocket, decoder)
 
     async def _serve(self, websocket: WebSocket, decoder: PcmDecoder) -> None:
         await websocket.send_json({"type": "session.begin"})
         session = StreamSession(self.transcriber.worker, self.options)
-        sender = asyncio.create_task(self._send(websocket, session))
-        try:
+
+        async def receive() -> str | None:
             reason = await self._receive(websocket, session, decoder)
-            if reason is None:  # the client has gone
-                return
-            await session.feed(decoder.decode(b"", last=True))
-            await session.stop()
-            await sender
-            await websocket.close(CLOSE_NORMAL, reason)
-        except StalledClientError:
-            await drop_stalled(websocket)
-        except (WebSocketDisconnect, RuntimeError):  # the client went while we spoke
-            pass
-        finally:
-            session.close()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, StalledClientError):
-                await sender
+            if reason is not None:
+                await session.feed(decoder.decode(b"", last=True))  # the resampler's last samples
+            return reason
+
+        await converse(websocket, session, receive(), self._send(websocket, session))
 
     async def _receive(self, websocket: WebSocket, session: StreamSession, decoder: PcmDecoder) -> str | None:
         """Read until the client stops (the close reason) or goes (None)."""
