@@ -4,65 +4,40 @@ a busy server's 503, a port in use, and logs without the audio's words."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from openai import OpenAI
 
 from app.commands.serve import web_origin
 from app.service.server import listen
-from app.service.token import token_path
 
 from .conftest import ROOT
-from .service_process import free_port, has_ipv6_loopback, wait_until_healthy
+from .service_process import ServeProcess, has_ipv6_loopback, serving
 
 SPOKEN = "seven three five hello world"
 ORIGIN = "http://localhost:3000"
 
 
 @dataclass
-class Served:
-    process: subprocess.Popen[str]
-    port: int
-    token: str
+class Served(ServeProcess):
     speech: Path
-    output: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def openai(self) -> OpenAI:
-        return OpenAI(base_url=f"{self.base}/v1", api_key=self.token, max_retries=0, timeout=60)
-
-    def stop(self) -> str:
-        """Ctrl+C, and everything it printed."""
-        self.process.send_signal(signal.SIGINT)
-        assert self.process.wait(timeout=30) == 0, self.output.read_text()
-        return self.output.read_text()
+    temp: Path
+    """The server's temporary folder (TMPDIR), which should stay empty."""
 
 
-def _serve(model: Path, speech: Path, output: Path, *args: str) -> Served:
-    port = free_port()
-    command = [sys.executable, "-m", "app", "serve", "--model", str(model), "--device", "cpu", "--port", str(port)]
-    temp = output.parent / "tmp"  # the server's temporary folder, which should stay empty
-    temp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(temp)}
-    with output.open("w") as log:
-        process = subprocess.Popen(
-            [*command, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True, env=env
-        )
-    served = Served(process, port, "", speech, output)
-    wait_until_healthy(process, served.base, output)
-    served.token = token_path().read_text().strip()
-    return served
+@contextmanager
+def _serving(model: Path, speech: Path, folder: Path, *args: str) -> Iterator[Served]:
+    temp = folder / "tmp"
+    temp.mkdir()
+    with serving(model, folder, *args, env={**os.environ, "TMPDIR": str(temp)}) as server:
+        yield Served(server.process, server.port, server.token, server.output, speech, temp)
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +45,9 @@ def served(
     words_model: Path, speech_file: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """One `perch serve --max-sessions 1 --allow-origin http://localhost:3000` (no --debug) for the module."""
-    output = tmp_path_factory.mktemp("access") / "output.txt"
-    served = _serve(words_model, speech_file(SPOKEN), output, "--max-sessions", "1", "--allow-origin", ORIGIN)
-    yield served
-    if served.process.poll() is None:
-        served.process.kill()
-        served.process.wait()
+    folder = tmp_path_factory.mktemp("access")
+    with _serving(words_model, speech_file(SPOKEN), folder, "--max-sessions", "1", "--allow-origin", ORIGIN) as served:
+        yield served
 
 
 def _curl(url: str, *args: str) -> tuple[int, str, str]:
@@ -205,7 +177,7 @@ def _heard(served: Served) -> None:
 def test_an_upload_never_touches_the_disk(served: Served, tmp_path: Path) -> None:
     """A 3 MB upload (past the size where form parsers usually spill to a temporary file), sent slowly: the server
     opens no new file in its temporary folder, nor any deleted one, while it reads and transcribes it."""
-    temp = served.output.parent / "tmp"
+    temp = served.temp
     before = set(temp.iterdir())  # ONNX Runtime leaves a small `.ses` note there when it loads
     big = tmp_path / "big.wav"
     big.write_bytes(served.speech.read_bytes() + bytes(3_000_000))
@@ -235,11 +207,11 @@ def test_the_log_holds_none_of_the_words(served: Served) -> None:
 
 
 def test_debug_logs_the_text(words_model: Path, served: Served, tmp_path: Path) -> None:
-    debug = _serve(words_model, served.speech, tmp_path / "output.txt", "--debug")
-    try:
-        _heard(debug)
-    finally:
-        shown = debug.stop()
+    with _serving(words_model, served.speech, tmp_path, "--debug") as debug:
+        try:
+            _heard(debug)
+        finally:
+            shown = debug.stop()
     assert SPOKEN in _words(shown)
 
 

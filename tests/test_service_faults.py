@@ -22,13 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from openai import OpenAI
 from websockets.asyncio.client import connect
 
-from app.service.token import token_path
-
-from .conftest import ROOT, Speak
-from .service_process import free_port, health, wait_until_healthy
+from .conftest import Speak
+from .service_process import ServeProcess, health, serving
 
 SPOKEN = "seven three five hello world"
 FRAME = 640
@@ -36,21 +33,10 @@ FRAME = 640
 
 
 @dataclass
-class Served:
-    process: subprocess.Popen[str]
-    port: int
-    token: str
+class Served(ServeProcess):
     speech: npt.NDArray[np.float32]
     """"seven three five", a second of silence, "hello world", at 16 kHz, with silence around."""
     wav: Path
-    output: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def openai(self) -> OpenAI:
-        return OpenAI(base_url=f"{self.base}/v1", api_key=self.token, max_retries=0, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +49,8 @@ def served(
     """One `perch serve --max-sessions 2` for the module."""
     silence = np.zeros(16000, np.float32)
     speech = np.concatenate([silence[:8000], speak("seven three five"), silence, speak("hello world"), silence])
-    port = free_port()
-    output = tmp_path_factory.mktemp("faults") / "stdout.txt"
-    command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
-    command += ["--port", str(port), "--max-sessions", "2"]
-    with output.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        served = Served(process, port, "", speech, speech_file(SPOKEN), output)
-        wait_until_healthy(process, served.base, output)
-        served.token = token_path().read_text().strip()
-        yield served
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serving(words_model, tmp_path_factory.mktemp("faults"), "--max-sessions", "2") as server:
+        yield Served(server.process, server.port, server.token, server.output, speech, speech_file(SPOKEN))
 
 
 def _pcm(samples: npt.NDArray[np.float32]) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -32,22 +31,14 @@ from stt.errors import TranscriptionError
 from stt.worker import EngineWorker, WorkerOptions
 
 from .conftest import ROOT
-from .service_process import free_port, health, wait_until_healthy
+from .service_process import ServeProcess, health, serving
 
 SPOKEN = "seven three five hello world"
 
 
 @dataclass
-class Served:
-    process: subprocess.Popen[str]
-    port: int
-    token: str
+class Served(ServeProcess):
     speech: Path
-    output: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +47,8 @@ def served(
 ) -> Iterator[Served]:
     """One `perch serve` for the module, with a generated token (from the isolated config directory)."""
     speech = speech_file(SPOKEN)
-    port = free_port()
-    output = tmp_path_factory.mktemp("serve") / "stdout.txt"
-    command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
-    command += ["--port", str(port)]
-    with output.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        served = Served(process, port, "", speech, output)
-        wait_until_healthy(process, served.base, output)
-        served.token = token_path().read_text().strip()
-        yield served
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def _client(served: Served) -> OpenAI:
-    return OpenAI(base_url=f"{served.base}/v1", api_key=served.token, max_retries=0)
+    with serving(words_model, tmp_path_factory.mktemp("serve")) as server:
+        yield Served(server.process, server.port, server.token, server.output, speech)
 
 
 def _curl(served: Served, path: str, *args: str, token: str | None = None, auth: bool = True) -> tuple[int, str]:
@@ -103,7 +79,7 @@ def test_the_command_names_url_and_token_file(served: Served) -> None:
 @pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
 def test_every_response_format_through_the_sdk(served: Served, fmt: AudioResponseFormat) -> None:
     with served.speech.open("rb") as audio:
-        result = _client(served).audio.transcriptions.create(model="whisper-1", file=audio, response_format=fmt)
+        result = served.openai().audio.transcriptions.create(model="whisper-1", file=audio, response_format=fmt)
     if fmt in ("json", "verbose_json"):
         assert not isinstance(result, str)
         assert _words(result.text) == SPOKEN
@@ -119,7 +95,7 @@ def test_every_response_format_through_the_sdk(served: Served, fmt: AudioRespons
 def test_word_and_segment_timestamps(served: Served) -> None:
     duration = sf.info(str(served.speech)).duration
     with served.speech.open("rb") as audio:
-        result = _client(served).audio.transcriptions.create(
+        result = served.openai().audio.transcriptions.create(
             model="whisper-1",
             file=audio,
             response_format="verbose_json",
@@ -137,7 +113,7 @@ def test_word_and_segment_timestamps(served: Served) -> None:
 
 def test_streamed_events(served: Served) -> None:
     with served.speech.open("rb") as audio:
-        events = list(_client(served).audio.transcriptions.create(model="whisper-1", file=audio, stream=True))
+        events = list(served.openai().audio.transcriptions.create(model="whisper-1", file=audio, stream=True))
     assert [e.type for e in events][-1] == "transcript.text.done"
     assert all(e.type == "transcript.text.delta" for e in events[:-1]) and len(events) >= 2
     deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
@@ -146,7 +122,7 @@ def test_streamed_events(served: Served) -> None:
 
 
 def test_models_list(served: Served) -> None:
-    names = [m.id for m in _client(served).models.list()]
+    names = [m.id for m in served.openai().models.list()]
     assert names == ["words-tdt", "whisper-1"]
 
 
@@ -225,13 +201,12 @@ def test_uploads_over_25_mb(served: Served, tmp_path: Path) -> None:
 
 def test_still_answers_after_the_bad_requests(served: Served) -> None:
     with served.speech.open("rb") as audio:
-        result = _client(served).audio.transcriptions.create(model="my-own-name", file=audio)
+        result = served.openai().audio.transcriptions.create(model="my-own-name", file=audio)
     assert _words(result.text) == SPOKEN
 
 
 def test_ctrl_c_stops_cleanly(served: Served) -> None:
-    served.process.send_signal(signal.SIGINT)
-    assert served.process.wait(timeout=30) == 0, served.output.read_text()
+    served.stop()
     assert health(served.base) == 0
 
 

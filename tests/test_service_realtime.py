@@ -6,8 +6,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,24 +22,21 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.service.realtime_events import BadEventError, ItemEvents, RealtimeConfig, TurnDetection, apply_update
 from app.service.session import Committed, Failed, Final, Partial, SpeechStart, SpeechStop
-from app.service.token import token_path
 
-from .conftest import ROOT, Speak
-from .service_process import free_port, wait_until_healthy
+from .conftest import Speak
+from .service_process import ServeProcess, serving
 
 WAIT = 30.0
 MAX_SESSIONS = 2
 
 
 @dataclass
-class Served:
-    port: int
-    token: str
+class Served(ServeProcess):
     speech: npt.NDArray[np.float32]
     """"seven three five" between silences, at 16 kHz."""
 
     def client(self, token: str | None = None) -> AsyncOpenAI:
-        return AsyncOpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key=token or self.token)
+        return AsyncOpenAI(base_url=f"{self.base}/v1", api_key=token or self.token)
 
 
 @pytest.fixture(scope="module")
@@ -49,19 +44,8 @@ def served(words_model: Path, speak: Speak, tmp_path_factory: pytest.TempPathFac
     """One `perch serve` for the module."""
     silence = np.zeros(8000, np.float32)
     speech = np.concatenate([silence, speak("seven three five"), silence, silence])
-    port = free_port()
-    output = tmp_path_factory.mktemp("realtime") / "stdout.txt"
-    command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
-    command += ["--port", str(port), "--max-sessions", str(MAX_SESSIONS)]
-    with output.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        try:
-            wait_until_healthy(process, f"http://127.0.0.1:{port}", output)
-            yield Served(port, token_path().read_text().strip(), speech)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with serving(words_model, tmp_path_factory.mktemp("realtime"), "--max-sessions", str(MAX_SESSIONS)) as server:
+        yield Served(server.process, server.port, server.token, server.output, speech)
 
 
 def _chunks(samples: npt.NDArray[np.float32]) -> list[str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,23 +25,19 @@ from app.service.recognition import WorkerTranscriber
 from app.service.session import UNREAD_EVENTS, Ended, Final, SessionOptions, StreamSession
 from app.service.sessions import SessionLimit
 from app.service.stream import PcmDecoder, StreamEndpoint, event_messages
-from app.service.token import token_path
 from stt.engine import Recognizer
 from stt.errors import TranscriptionError
 from stt.results import Word
 from stt.worker import EngineWorker, WorkerOptions
 
-from .conftest import ROOT, Speak
-from .service_process import free_port, wait_until_healthy
+from .conftest import Speak
+from .service_process import ServeProcess, serving
 
 MAX_SESSIONS = 2
 
 
 @dataclass
-class Served:
-    process: subprocess.Popen[str]
-    port: int
-    token: str
+class Served(ServeProcess):
     speech: npt.NDArray[np.float32]
     """"seven three five", a second of silence, "hello world", at 16 kHz."""
     first_end: float
@@ -63,18 +57,8 @@ def served(words_model: Path, speak: Speak, tmp_path_factory: pytest.TempPathFac
     first, second = speak("seven three five"), speak("hello world")
     silence = np.zeros(16000, np.float32)
     speech = np.concatenate([silence[:8000], first, silence, second, silence])
-    port = free_port()
-    output = tmp_path_factory.mktemp("stream") / "stdout.txt"
-    command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
-    command += ["--port", str(port), "--max-sessions", str(MAX_SESSIONS)]
-    with output.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        wait_until_healthy(process, f"http://127.0.0.1:{port}", output)
-        token = token_path().read_text().strip()
-        yield Served(process, port, token, speech, (8000 + len(first)) / 16000)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serving(words_model, tmp_path_factory.mktemp("stream"), "--max-sessions", str(MAX_SESSIONS)) as server:
+        yield Served(server.process, server.port, server.token, server.output, speech, (8000 + len(first)) / 16000)
 
 
 def _frames(samples: npt.NDArray[np.float32], rate: int, encoding: str) -> list[bytes]:

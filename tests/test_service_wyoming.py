@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -38,19 +37,16 @@ from app.service.wyoming_server import (
 from stt.worker import EngineWorker
 
 from .conftest import ROOT
-from .service_process import free_port, health, wait_until_healthy
+from .service_process import ServeProcess, free_port, health, serving
 
 SPOKEN = "seven three five hello world"
 LONGER = "nine two zero hello world seven three five go left stop"
 
 
 @dataclass
-class Served:
-    process: subprocess.Popen[str]
-    port: int
+class Served(ServeProcess):
     wyoming_port: int
     speech: Path
-    output: Path
     longer: Path
 
 
@@ -61,17 +57,11 @@ def served(
     """One `perch serve --wyoming` for the module."""
     speech = speech_file(SPOKEN)
     longer = speech_file(LONGER)
-    port, wyoming_port = free_port(), free_port()
-    output = tmp_path_factory.mktemp("wyoming") / "stdout.txt"
-    command = [sys.executable, "-m", "app", "serve", "--model", str(words_model), "--device", "cpu"]
-    command += ["--port", str(port), "--wyoming", "--wyoming-port", str(wyoming_port)]
-    with output.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        wait_until_healthy(process, f"http://127.0.0.1:{port}", output)
-        yield Served(process, port, wyoming_port, speech, output, longer)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    wyoming_port = free_port()
+    with serving(
+        words_model, tmp_path_factory.mktemp("wyoming"), "--wyoming", "--wyoming-port", str(wyoming_port)
+    ) as server:
+        yield Served(server.process, server.port, server.token, server.output, wyoming_port, speech, longer)
 
 
 def _words(text: str) -> str:
@@ -272,9 +262,8 @@ def test_a_taken_wyoming_port_is_an_error(served: Served, words_model: Path) -> 
 
 
 def test_ctrl_c_stops_both_servers(served: Served) -> None:
-    served.process.send_signal(signal.SIGINT)
-    assert served.process.wait(timeout=30) == 0, served.output.read_text()
-    assert health(f"http://127.0.0.1:{served.port}") == 0
+    served.stop()
+    assert health(served.base) == 0
     with pytest.raises(OSError):
         asyncio.run(asyncio.open_connection("127.0.0.1", served.wyoming_port))
 
